@@ -1,0 +1,337 @@
+"""Time-stepping schemes for ∂t u = L u + N(u) with L diagonal, real and non-positive.
+
+Each scheme is data (its coefficients, order and a reference) in one of three families, and
+each family has one generic algorithm:
+
+* :class:`ExplicitRK` — explicit Runge–Kutta applied to f(u) = L u + N(u);
+* :class:`IMEXRK` — additive Runge–Kutta, L implicit (a division, L being diagonal), N explicit;
+* :class:`ExponentialRK` — exponential Runge–Kutta: L integrated exactly, the stage and
+  update weights being combinations of the functions φ_j(c h L).
+
+Schemes are registered in :data:`SCHEMES` under their name; the tests iterate over it. Every
+scheme has c_1 = 0 with first stage u itself, so a step takes N(u) from its caller: the
+solver reuses it for diagnostics and between the two halves of step doubling.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["phi", "ExplicitRK", "IMEXRK", "ExponentialRK", "SCHEMES", "get_scheme", "register"]
+
+#: Below this |z| the φ-functions are summed from their Taylor series.
+PHI_SERIES_RADIUS = 1.0
+_PHI_SERIES_TERMS = 22
+
+
+def phi(j: int, z) -> np.ndarray:
+    """φ_j(z) = Σ_{m≥0} z^m / (m + j)!   for real z.
+
+    φ_0(z) = e^z, φ_1(z) = (e^z − 1)/z, φ_{j+1}(z) = (φ_j(z) − 1/j!)/z, φ_j(0) = 1/j!.
+
+    Notes
+    -----
+    For |z| < 1 the Taylor series is summed by Horner's rule (22 terms, truncation error
+    below 1e-21); for |z| ≥ 1 the recurrence starting from ``expm1(z)/z`` is used, which
+    loses at most about one digit at |z| = 1 and is exact to rounding as |z| grows. Both
+    branches are accurate to a few ulps relative, including at z → 0 and z → −∞.
+    """
+    z = np.asarray(z, dtype=float)
+    if j == 0:
+        return np.exp(z)
+    out = np.empty_like(z)
+    small = np.abs(z) < PHI_SERIES_RADIUS
+    zs = z[small]
+    acc = np.full_like(zs, 1.0 / math.factorial(_PHI_SERIES_TERMS + j))
+    for m in range(_PHI_SERIES_TERMS - 1, -1, -1):
+        acc = acc * zs + 1.0 / math.factorial(m + j)
+    out[small] = acc
+    zl = z[~small]
+    value = np.expm1(zl) / zl
+    for m in range(1, j):
+        value = (value - 1.0 / math.factorial(m)) / zl
+    out[~small] = value
+    return out
+
+
+# ============================================================================ schemes as data
+@dataclass(frozen=True)
+class ExplicitRK:
+    """Explicit Runge–Kutta scheme given by its Butcher tableau (c, a, b)."""
+
+    name: str
+    order: int
+    c: tuple
+    a: tuple
+    b: tuple
+    reference: str
+    #: stability interval on the negative real axis (in units of h·|L|)
+    real_stability: float = 2.0
+
+    family = "explicit"
+
+    def stepper(self, flow):
+        return _ExplicitRKStepper(self, flow)
+
+
+@dataclass(frozen=True)
+class IMEXRK:
+    """Additive (IMEX) Runge–Kutta scheme: explicit tableau for N, DIRK tableau for L."""
+
+    name: str
+    order: int
+    c: tuple
+    a_explicit: tuple
+    a_implicit: tuple
+    b_explicit: tuple
+    b_implicit: tuple
+    reference: str
+    real_stability: float = math.inf
+
+    family = "imex"
+
+    def stepper(self, flow):
+        return _IMEXRKStepper(self, flow)
+
+
+@dataclass(frozen=True)
+class ExponentialRK:
+    """Exponential Runge–Kutta scheme.
+
+    Stage i: U_i = e^{c_i z} u + h Σ_{j<i} a_ij(z) N(U_j); update u ← e^{z} u + h Σ_i b_i(z) N(U_i),
+    with z = hL. The entries of ``a`` (a dict {(i, j): f}) and ``b`` are functions
+    ``f(phi)`` of an evaluator ``phi(j, c) = φ_j(c z)``.
+    """
+
+    name: str
+    order: int
+    c: tuple
+    a: dict
+    b: tuple
+    reference: str
+    real_stability: float = math.inf
+
+    family = "exponential"
+
+    def stepper(self, flow):
+        return _ExponentialRKStepper(self, flow)
+
+
+SCHEMES: dict = {}
+
+
+def register(scheme):
+    """Add a scheme to :data:`SCHEMES` (at import time) and return it."""
+    if scheme.c[0] != 0:
+        raise ValueError(f"scheme {scheme.name!r}: the first stage must be at c = 0")
+    SCHEMES[scheme.name] = scheme
+    return scheme
+
+
+def get_scheme(name: str):
+    """The registered scheme called ``name``; a misspelt name gets a suggestion."""
+    try:
+        return SCHEMES[name]
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(name), SCHEMES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"scheme={name!r}: unknown scheme{hint} valid: {', '.join(SCHEMES)}") from None
+
+
+register(ExplicitRK(
+    name="rk4", order=4,
+    c=(0, 0.5, 0.5, 1),
+    a=((), (0.5,), (0, 0.5), (0, 0, 1)),
+    b=(1 / 6, 1 / 3, 1 / 3, 1 / 6),
+    real_stability=2.785,
+    reference="Kutta (1901): the classical fourth-order Runge-Kutta method",
+))
+
+_G = 1 - 1 / math.sqrt(2)
+_D = 1 - 1 / (2 * _G)
+register(IMEXRK(
+    name="ars222", order=2,
+    c=(0, _G, 1),
+    a_explicit=((), (_G,), (_D, 1 - _D)),
+    a_implicit=((0,), (0, _G), (0, 1 - _G, _G)),
+    b_explicit=(_D, 1 - _D, 0),
+    b_implicit=(0, 1 - _G, _G),
+    reference="Ascher, Ruuth & Spiteri, Appl. Numer. Math. 25 (1997) 151-167, scheme (2,2,2): L-stable, stiffly accurate",
+))
+
+register(ExponentialRK(
+    name="etdrk4", order=4,
+    c=(0, 0.5, 0.5, 1),
+    a={
+        (1, 0): lambda p: 0.5 * p(1, 0.5),
+        (2, 1): lambda p: 0.5 * p(1, 0.5),
+        (3, 0): lambda p: 0.5 * p(1, 0.5) * (p(0, 0.5) - 1),
+        (3, 2): lambda p: p(1, 0.5),
+    },
+    b=(
+        lambda p: p(1, 1) - 3 * p(2, 1) + 4 * p(3, 1),
+        lambda p: 2 * p(2, 1) - 4 * p(3, 1),
+        lambda p: 2 * p(2, 1) - 4 * p(3, 1),
+        lambda p: 4 * p(3, 1) - p(2, 1),
+    ),
+    reference="Cox & Matthews, J. Comput. Phys. 176 (2002) 430-455; phi-function form of "
+              "Hochbruck & Ostermann, Acta Numerica 19 (2010) 209-286",
+))
+
+register(ExponentialRK(
+    name="etdrk2", order=2,
+    c=(0, 1),
+    a={(1, 0): lambda p: p(1, 1)},
+    b=(lambda p: p(1, 1) - p(2, 1), lambda p: p(2, 1)),
+    reference="Cox & Matthews, J. Comput. Phys. 176 (2002) 430-455, ETD2RK",
+))
+
+
+# ============================================================================ generic algorithms
+class _Stepper:
+    """Shared buffers and helpers of the generic algorithms.
+
+    ``step(u, h, n0, out)`` writes the new state into ``out`` given N(u) in ``n0``; neither
+    ``u`` nor ``n0`` is modified, and ``out`` must alias neither.
+    """
+
+    def __init__(self, scheme, flow):
+        self.scheme = scheme
+        self.flow = flow
+        self.linear = flow.linear
+        shape = flow.linear.shape
+        self.stages = len(scheme.c)
+        self._n = [None] + [np.empty(shape, complex) for _ in range(self.stages - 1)]
+        self._u = np.empty(shape, complex)
+        self._tmp = np.empty(shape, complex)
+
+    def _accumulate(self, out, terms):
+        """out += Σ coef · x over (coef, x) pairs, coef a scalar or a real array."""
+        tmp = self._tmp
+        for coef, x in terms:
+            if np.isscalar(coef):
+                if coef == 0:
+                    continue
+                np.multiply(x, coef, out=tmp)
+            else:
+                np.multiply(coef, x, out=tmp)
+            out += tmp
+
+    @property
+    def evaluations_per_step(self) -> int:
+        """Evaluations of N per step besides the given N(u)."""
+        return sum(self._needs_stage(i) for i in range(1, self.stages))
+
+    def _needs_stage(self, i) -> bool:
+        return True
+
+
+class _ExplicitRKStepper(_Stepper):
+    def __init__(self, scheme, flow):
+        super().__init__(scheme, flow)
+        self._k = [np.empty_like(self._u) for _ in range(self.stages)]
+
+    def step(self, u, h, n0, out):
+        k, stage, L = self._k, self._u, self.linear
+        # stage 1: f(u) = L u + N(u)
+        np.multiply(L, u, out=k[0])
+        k[0] += n0
+        for i in range(1, self.stages):
+            # U_i = u + h Σ_j a_ij k_j, then k_i = L U_i + N(U_i)
+            stage[...] = u
+            self._accumulate(stage, [(h * a, k[j]) for j, a in enumerate(self.scheme.a[i])])
+            self.flow.explicit(stage, out=k[i])
+            np.multiply(L, stage, out=self._tmp)
+            k[i] += self._tmp
+        # update u + h Σ b_i k_i
+        out[...] = u
+        self._accumulate(out, [(h * b, k[i]) for i, b in enumerate(self.scheme.b)])
+        return out
+
+
+class _IMEXRKStepper(_Stepper):
+    def __init__(self, scheme, flow):
+        super().__init__(scheme, flow)
+        self._lu = [np.empty_like(self._u) for _ in range(self.stages)]
+
+    def _needs_stage(self, i):
+        s = self.scheme
+        return s.b_explicit[i] != 0 or any(len(row) > i and row[i] != 0 for row in s.a_explicit)
+
+    def step(self, u, h, n0, out):
+        s, L, stage = self.scheme, self.linear, self._u
+        n = [n0] + self._n[1:]
+        for i in range(self.stages):
+            # explicit sum: u + h Σ_{j<i} (aE_ij N_j + aI_ij L U_j)
+            stage[...] = u
+            self._accumulate(stage, [(h * a, n[j]) for j, a in enumerate(s.a_explicit[i])])
+            self._accumulate(stage, [(h * a, self._lu[j]) for j, a in enumerate(s.a_implicit[i][:i])])
+            # implicit solve (1 − h aI_ii L) U_i = stage, diagonal
+            gamma = s.a_implicit[i][i] if len(s.a_implicit[i]) > i else 0.0
+            if gamma != 0:
+                stage /= 1.0 - h * gamma * L
+            np.multiply(L, stage, out=self._lu[i])
+            if i > 0 and self._needs_stage(i):
+                self.flow.explicit(stage, out=n[i])
+        out[...] = u
+        self._accumulate(out, [(h * b, n[j]) for j, b in enumerate(s.b_explicit)])
+        self._accumulate(out, [(h * b, self._lu[j]) for j, b in enumerate(s.b_implicit)])
+        return out
+
+
+class _ExponentialRKStepper(_Stepper):
+    """Coefficients are computed on the distinct values of L and gathered, and cached for
+    the few most recent step sizes (step doubling alternates between h and h/2)."""
+
+    CACHE = 4
+
+    def __init__(self, scheme, flow):
+        super().__init__(scheme, flow)
+        self._values, self._inverse = np.unique(flow.linear, return_inverse=True)
+        self._inverse = self._inverse.reshape(flow.linear.shape)
+        self._cache: dict = {}
+
+    def coefficients(self, h):
+        """(e^{c_i z}, e^{z}, h·a_ij(z), h·b_i(z)) for z = hL, as arrays on the spectral layout."""
+        if h in self._cache:
+            return self._cache[h]
+        z = h * self._values
+        memo: dict = {}
+
+        def p(j, c):
+            if (j, c) not in memo:
+                memo[(j, c)] = phi(j, c * z)
+            return memo[(j, c)]
+
+        def gather(values):
+            return np.asarray(values)[self._inverse]
+
+        s = self.scheme
+        coefficients = (
+            [gather(p(0, c)) for c in s.c],
+            gather(p(0, 1)),
+            {ij: gather(h * f(p)) for ij, f in s.a.items()},
+            [gather(h * f(p)) for f in s.b],
+        )
+        if len(self._cache) >= self.CACHE:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[h] = coefficients
+        return coefficients
+
+    def step(self, u, h, n0, out):
+        expo, expo_h, ha, hb = self.coefficients(h)
+        n, stage = [n0] + self._n[1:], self._u
+        for i in range(1, self.stages):
+            # U_i = e^{c_i z} u + h Σ_j a_ij N_j, then N_i = N(U_i)
+            np.multiply(expo[i], u, out=stage)
+            self._accumulate(stage, [(ha[(i, j)], n[j]) for j in range(i) if (i, j) in ha])
+            self.flow.explicit(stage, out=n[i])
+        # update e^{z} u + h Σ b_i N_i
+        np.multiply(expo_h, u, out=out)
+        self._accumulate(out, [(hbi, n[i]) for i, hbi in enumerate(hb)])
+        return out
