@@ -35,8 +35,8 @@ class SobolevKernel:
 
     Examples
     --------
-    >>> SobolevKernel(2).weights(Torus((8,)))
-    array([0.    , 1.    , 0.0625, 0.0123...])
+    >>> SobolevKernel(2).weights(Torus((8,)))  # k = 0 … 4
+    array([0.        , 1.        , 0.0625    , 0.01234568, 0.00390625])
     """
 
     s: float

@@ -190,6 +190,13 @@ class Solver:
         if dt_initial is not None:
             _check_positive("dt_initial", dt_initial)
         _check_positive("dt_max", dt_max, allow_inf=True)
+        need = memory_estimate(grid, self.scheme)
+        have = physical_memory()
+        if have and need > have:
+            raise ValueError(
+                f"shape={grid.shape}: the run needs an estimated {_gib(need)} of working memory, "
+                f"more than the {_gib(have)} of this machine"
+            )
         mu0 = _check_density("mu0", mu0, grid, strict=False)
         nu = None if nu is None else _check_density("nu", nu, grid, strict=True)
         target_mass = 1.0 if nu is None else float(nu.mean())
@@ -203,13 +210,6 @@ class Solver:
             if mass0 == 0:
                 raise ValueError("mu0 has mass 0 and cannot be normalised")
             mu0 = mu0 * (target_mass / mass0)
-        need = memory_estimate(grid, self.scheme)
-        have = physical_memory()
-        if have and need > have:
-            raise ValueError(
-                f"shape={grid.shape}: the run needs an estimated {_gib(need)} of working memory, "
-                f"more than the {_gib(have)} of this machine"
-            )
         # ---- the model and the scheme
         nu_hat = None if nu is None else grid.to_spectral(nu)
         self.flow = Flow(grid, self.kernel, nu_hat=nu_hat, stabilisation=stabilisation, fft_backend=fft_backend,

@@ -1,0 +1,289 @@
+"""Cost of the nonlinear right-hand side relative to the FFTs it performs.
+
+What is measured
+----------------
+For :meth:`sobolev_flow.flow.Flow.explicit` (N(ρ) = div((ρ + ν − ν̄)∇ψ), uniform target,
+``SobolevKernel(s=2)``, 3/2 dealiasing, a random smooth ρ projected with ``grid.project``)
+the script reports
+
+    ratio = median time of one ``Flow.explicit(rho_hat, out)`` call
+            / median time of the FFTs that call performs,
+
+where "the FFTs" are one ``flow._inverse.backward()`` (batched c2r of 1 + d fields on the
+padded grid) followed by one ``flow._forward.forward()`` (batched r2c of d fields), run
+directly on the same Flow object's transforms and therefore with the same plans and threads.
+The c2r destroys its input, so the spectral buffer is refilled from a snapshot of the padded
+spectrum of [ρ, ∇ψ] before every backward call; the refill is not timed. RHS and FFT
+measurements are interleaved, one of each per repeat, so background load affects both alike,
+and the element-wise work is reported as the median of the per-repeat differences RHS − FFT.
+
+Cases: 2-D 256², 2-D 512², 3-D 128³, each with ``threads`` 1 and 2. Every measurement is
+warmed up and then repeated at least ``--repeats`` times and for at least ``--min-time``
+seconds (defaults: 20 repeats, 2 s).
+
+Run (from the repository root)::
+
+    PYTHONPATH=. python benchmarks/rhs_vs_fft.py                 # full run, ~1-2 minutes
+    PYTHONPATH=. python benchmarks/rhs_vs_fft.py --quick         # smoke run, a few seconds
+    PYTHONPATH=. python benchmarks/rhs_vs_fft.py --threads 1 --effort measure --backend pyfftw
+
+Target: ratio ≤ 1.2, i.e. the element-wise work of the right-hand side (zero padding,
+gradient, product, divergence) costs at most 20 % of its FFTs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from sobolev_flow.flow import Flow
+from sobolev_flow.grid import Torus
+from sobolev_flow.kernels import SobolevKernel
+
+FULL_CASES = ((256, 256), (512, 512), (128, 128, 128))
+QUICK_CASES = ((64, 64), (32, 32, 32))
+TARGET_RATIO = 1.2
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Medians (in seconds) of one benchmark case.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Grid shape (unpadded).
+    threads : int
+        FFTW threads of the Flow.
+    fft, rhs, elementwise : float
+        Median times of the FFTs of one call, of one ``Flow.explicit`` call, and of the
+        per-repeat difference RHS − FFT.
+    repeats : int
+        Number of interleaved repeats behind the medians.
+    """
+
+    shape: tuple
+    threads: int
+    fft: float
+    rhs: float
+    elementwise: float
+    repeats: int
+
+    @property
+    def ratio(self) -> float:
+        """RHS time over FFT time."""
+        return self.rhs / self.fft
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    argparse.Namespace
+    """
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="smaller cases and fewer repeats (smoke run)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="FFTW thread counts (default: 1 2)")
+    parser.add_argument("--effort", choices=("estimate", "measure"), default="estimate", help="FFTW planner effort")
+    parser.add_argument("--backend", choices=("pyfftw", "numpy"), default="pyfftw", help="FFT back end")
+    parser.add_argument("--repeats", type=int, default=None, help="minimum repeats per case (default 20; quick 5)")
+    parser.add_argument("--min-time", type=float, default=None,
+                        help="minimum seconds per measurement (default 2; quick 0.2)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random initial coefficients")
+    args = parser.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 5 if args.quick else 20
+    if args.min_time is None:
+        args.min_time = 0.2 if args.quick else 2.0
+    if args.repeats < 1 or args.min_time < 0 or any(t < 1 for t in args.threads):
+        parser.error("--repeats and --threads must be positive, --min-time non-negative")
+    return args
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, or the platform's best guess."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def versions_header() -> str:
+    """One line with the library versions and the CPU model."""
+    try:
+        import pyfftw
+
+        fftw = pyfftw.__version__
+    except ImportError:
+        fftw = "not installed"
+    return (f"numpy {np.__version__}, pyfftw {fftw}, Python {platform.python_version()}, "
+            f"CPU: {cpu_model()}")
+
+
+def smooth_state(grid: Torus, rng: np.random.Generator) -> np.ndarray:
+    """Random smooth coefficients of ρ = μ − ν with zero mean, projected onto the resolved modes.
+
+    Parameters
+    ----------
+    grid : Torus
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray
+        Complex array of shape ``grid.spectral_shape``.
+    """
+    shape = grid.spectral_shape
+    noise = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    rho_hat = 0.1 * noise * np.exp(-grid.k2 / 32.0)
+    rho_hat.flat[0] = 0.0
+    return grid.project(rho_hat)
+
+
+def padded_spectrum(flow: Flow, rho_hat: np.ndarray) -> np.ndarray:
+    """The input of the c2r in ``flow.explicit``: [ρ, ∂_1ψ … ∂_dψ] zero-padded.
+
+    Only used to give the timed backward transform realistic data; FFT cost does not depend
+    on the values (barring denormals), so exact agreement with ``explicit`` is not required.
+
+    Parameters
+    ----------
+    flow : Flow
+    rho_hat : ndarray
+        Coefficients of ρ on the grid's spectral layout.
+
+    Returns
+    -------
+    ndarray
+        A new array shaped like ``flow._inverse.spectral``.
+    """
+    grid = flow.grid
+    fields = [rho_hat] + [1j * k * flow.weights * rho_hat for k in grid.wavenumbers()]
+    spec = np.zeros_like(flow._inverse.spectral)
+    for src, dst in grid.embedding():
+        for j, field in enumerate(fields):
+            spec[j][dst] = field[src]
+    return spec
+
+
+def time_rhs(flow: Flow, rho_hat: np.ndarray, out: np.ndarray) -> float:
+    """Seconds taken by one ``flow.explicit(rho_hat, out)`` call."""
+    start = time.perf_counter()
+    flow.explicit(rho_hat, out)
+    return time.perf_counter() - start
+
+
+def time_ffts(flow: Flow, snapshot: np.ndarray) -> float:
+    """Seconds taken by the backward and forward transforms of one ``explicit`` call.
+
+    The spectral buffer is refilled from ``snapshot`` first, outside the timed region.
+    """
+    np.copyto(flow._inverse.spectral, snapshot)
+    start = time.perf_counter()
+    flow._inverse.backward()
+    flow._forward.forward()
+    return time.perf_counter() - start
+
+
+def measure_case(shape, threads: int, args: argparse.Namespace) -> Timing:
+    """Interleaved timings of ``Flow.explicit`` and of its FFTs for one grid and thread count.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Grid shape.
+    threads : int
+        FFTW threads.
+    args : argparse.Namespace
+        Parsed options (backend, effort, repeats, min_time, seed).
+
+    Returns
+    -------
+    Timing
+    """
+    grid = Torus(shape, dealias="3/2")
+    flow = Flow(grid, SobolevKernel(s=2), fft_backend=args.backend, threads=threads, fft_effort=args.effort)
+    rho_hat = smooth_state(grid, np.random.default_rng(args.seed))
+    out = np.empty_like(rho_hat)
+    snapshot = padded_spectrum(flow, rho_hat)
+
+    for _ in range(3):  # warm-up: page in buffers, wake the FFTW thread pool
+        time_rhs(flow, rho_hat, out)
+        time_ffts(flow, snapshot)
+
+    rhs, fft = [], []
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        while len(rhs) < args.repeats or min(sum(rhs), sum(fft)) < args.min_time:
+            # alternate the order so that neither measurement always follows the other
+            if len(rhs) % 2:
+                fft.append(time_ffts(flow, snapshot))
+                rhs.append(time_rhs(flow, rho_hat, out))
+            else:
+                rhs.append(time_rhs(flow, rho_hat, out))
+                fft.append(time_ffts(flow, snapshot))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+    diff = [r - f for r, f in zip(rhs, fft)]
+    return Timing(tuple(shape), flow.threads, statistics.median(fft), statistics.median(rhs),
+                  statistics.median(diff), len(rhs))
+
+
+def format_table(timings) -> str:
+    """A markdown table of the timings."""
+    lines = [
+        "| case | threads | FFT ms | RHS ms | element-wise ms | ratio | repeats |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for t in timings:
+        case = f"{len(t.shape)}-D " + "×".join(map(str, t.shape))
+        lines.append(f"| {case} | {t.threads} | {1e3 * t.fft:.2f} | {1e3 * t.rhs:.2f} | "
+                     f"{1e3 * t.elementwise:.2f} | {t.ratio:.2f} | {t.repeats} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """Run every case and print the header and the table.
+
+    Returns
+    -------
+    int
+        Exit status (0).
+    """
+    args = parse_args(argv)
+    cases = QUICK_CASES if args.quick else FULL_CASES
+    print(versions_header())
+    print(f"backend {args.backend}, effort {args.effort}, uniform target, SobolevKernel(s=2), dealias 3/2; "
+          f"≥ {args.repeats} repeats and ≥ {args.min_time:g} s per measurement; target ratio ≤ {TARGET_RATIO}")
+    if args.backend == "numpy":
+        print("(numpy.fft ignores the thread count)")
+    print()
+    timings = []
+    for shape in cases:
+        for threads in args.threads:
+            timings.append(measure_case(shape, threads, args))
+    print(format_table(timings))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
