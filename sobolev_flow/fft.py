@@ -18,6 +18,7 @@ overwrite the buffers, so fill them afterwards) and ``"numpy"`` (``numpy.fft`` w
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 import numpy as np
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "pyfftw", "numpy")
 EFFORTS = ("estimate", "measure", "patient", "exhaustive")
+
+#: Points per field below which transforms default to one thread.
+SMALL_TRANSFORM = 2**15
 
 
 def default_threads() -> int:
@@ -75,7 +79,8 @@ class RealFFT:
         Number of fields transformed together.
     backend : {"auto", "pyfftw", "numpy"}
     threads : int, optional
-        FFTW threads (default: the available cores). Ignored by numpy.
+        FFTW threads (default: the available cores, or 1 for transforms of fewer than
+        2^15 points per field). Ignored by numpy.
     effort : {"estimate", "measure", "patient", "exhaustive"}
         FFTW planner effort. "estimate" plans instantly and deterministically.
     physical, spectral : ndarray, optional
@@ -89,7 +94,10 @@ class RealFFT:
         self.shape = tuple(shape)
         self.batch = batch
         self.backend = resolve_backend(backend)
-        self.threads = default_threads() if threads is None else int(threads)
+        if threads is None:
+            # FFTW's threads pay for their synchronisation only on larger transforms
+            threads = default_threads() if math.prod(self.shape) >= SMALL_TRANSFORM else 1
+        self.threads = int(threads)
         if self.threads < 1:
             raise ValueError(f"threads={threads}: expected a positive integer")
         self.effort = effort

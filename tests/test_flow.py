@@ -134,3 +134,31 @@ def test_dissipation_equals_integral_of_mu_grad_psi_squared():
     mu = 1 + 0.6 * np.sin(fine) + 0.2 * np.cos(3 * fine)
     assert abs(d["dissipation"][0] - np.mean(mu * dpsi**2)) < 1e-14
     assert abs(d["energy"][0] - 0.5 * (0.6**2 / 2 + 0.2**2 / 2 / 81)) < 1e-15
+
+
+def test_explicit_part_leaves_the_state_untouched(rng):
+    """c2r transforms destroy their input: the state must never be that input."""
+    for shape in [(16,), (16, 16), (8, 8, 8)]:
+        for dealias in ("3/2", "2/3"):
+            grid = Torus(shape, dealias=dealias)
+            flow = Flow(grid, SobolevKernel(2))
+            rho_hat = random_state(grid, rng)
+            before = rho_hat.copy()
+            out = np.empty_like(rho_hat)
+            flow.explicit(rho_hat, out, monitor=True)
+            assert np.array_equal(rho_hat, before)
+
+
+def test_numpy_fallback_when_pyfftw_is_missing(monkeypatch):
+    import sys
+
+    from sobolev_flow.fft import resolve_backend
+
+    monkeypatch.setitem(sys.modules, "pyfftw", None)  # makes `import pyfftw` raise ImportError
+    assert resolve_backend("auto") == "numpy"
+    with pytest.raises(ValueError, match=r"^fft_backend='pyfftw': pyfftw is not installed \(pip install pyfftw\)$"):
+        resolve_backend("pyfftw")
+    grid = Torus((16,))
+    (x,) = grid.mesh()
+    sol = solve(grid, 1, 1 + 0.5 * np.cos(x), [1.0])
+    assert sol.stats["fft_backend"] == "numpy"
