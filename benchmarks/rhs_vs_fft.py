@@ -14,18 +14,20 @@ padded grid) followed by one ``flow._forward.forward()`` (batched r2c of d field
 directly on the same Flow object's transforms and therefore with the same plans and threads.
 The c2r destroys its input, so the spectral buffer is refilled from a snapshot of the padded
 spectrum of [ρ, ∇ψ] before every backward call; the refill is not timed. RHS and FFT
-measurements are interleaved, one of each per repeat, so background load affects both alike,
-and the element-wise work is reported as the median of the per-repeat differences RHS − FFT.
+measurements are interleaved, one of each per repeat (alternating which goes first), so
+background load affects both alike, and the element-wise work is reported as the median of
+the per-repeat differences RHS − FFT (so the columns need not subtract exactly).
 
-Cases: 2-D 256², 2-D 512², 3-D 128³, each with ``threads`` 1 and 2. Every measurement is
-warmed up and then repeated at least ``--repeats`` times and for at least ``--min-time``
-seconds (defaults: 20 repeats, 2 s).
+Cases: 2-D 256², 2-D 512², 3-D 128³, each with ``threads`` 1 and 2 (``--cases``,
+``--threads`` and ``--quick`` change the set). Every measurement is warmed up and then
+repeated at least ``--repeats`` times and for at least ``--min-time`` seconds of each kind
+(defaults: 20 repeats, 2 s).
 
 Run (from the repository root)::
 
     PYTHONPATH=. python benchmarks/rhs_vs_fft.py                 # full run, ~1-2 minutes
     PYTHONPATH=. python benchmarks/rhs_vs_fft.py --quick         # smoke run, a few seconds
-    PYTHONPATH=. python benchmarks/rhs_vs_fft.py --threads 1 --effort measure --backend pyfftw
+    PYTHONPATH=. python benchmarks/rhs_vs_fft.py --threads 1 --effort measure --cases 256x256 512x512
 
 Target: ratio ≤ 1.2, i.e. the element-wise work of the right-hand side (zero padding,
 gradient, product, divergence) costs at most 20 % of its FFTs.
@@ -101,12 +103,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None, help="minimum repeats per case (default 20; quick 5)")
     parser.add_argument("--min-time", type=float, default=None,
                         help="minimum seconds per measurement (default 2; quick 0.2)")
+    parser.add_argument("--cases", nargs="+", default=None, metavar="NxN[xN]",
+                        help="grid shapes to run instead of the default set, e.g. 256x256 128x128x128")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initial coefficients")
     args = parser.parse_args(argv)
     if args.repeats is None:
         args.repeats = 5 if args.quick else 20
     if args.min_time is None:
         args.min_time = 0.2 if args.quick else 2.0
+    if args.cases is not None:
+        try:
+            args.cases = [Torus(tuple(int(n) for n in case.lower().split("x"))).shape for case in args.cases]
+        except ValueError as err:
+            parser.error(f"--cases {' '.join(args.cases)}: expected grid shapes such as 256x256 ({err})")
     if args.repeats < 1 or args.min_time < 0 or any(t < 1 for t in args.threads):
         parser.error("--repeats and --threads must be positive, --min-time non-negative")
     return args
@@ -270,7 +279,7 @@ def main(argv=None) -> int:
         Exit status (0).
     """
     args = parse_args(argv)
-    cases = QUICK_CASES if args.quick else FULL_CASES
+    cases = args.cases or (QUICK_CASES if args.quick else FULL_CASES)
     print(versions_header())
     print(f"backend {args.backend}, effort {args.effort}, uniform target, SobolevKernel(s=2), dealias 3/2; "
           f"≥ {args.repeats} repeats and ≥ {args.min_time:g} s per measurement; target ratio ≤ {TARGET_RATIO}")

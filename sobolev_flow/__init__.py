@@ -12,8 +12,10 @@ from .kernels import SobolevKernel
 from .flow import Flow
 from .steppers import SCHEMES, get_scheme, phi
 from .solver import Solution, Solver, solve, memory_estimate
+from .storage import open_run
+from .initial import density
 
 __all__ = ["Torus", "SobolevKernel", "Flow", "SCHEMES", "get_scheme", "phi", "Solution", "Solver", "solve",
-           "memory_estimate", "__version__"]
+           "memory_estimate", "open_run", "density", "__version__"]
 
 __version__ = "0.1.0"

@@ -1,75 +1,243 @@
-"""Command line: ``python -m sobolev_flow.run``.
+"""Command line: ``python -m sobolev_flow.run [CONFIG.toml] [--set KEY=VALUE ...] [options]``.
 
-With no arguments, runs the embedded default — a 2-D flow with s = 2 from a smooth
-positive density towards ν ≡ 1 — and prints a summary of the decay of the energy.
+Without a configuration file it runs the embedded default (:data:`sobolev_flow.config.DEFAULTS`):
+a 2-D flow with s = 2 from a random density with power-law spectrum |ρ_k|² ∝ |k|^{-4}, whose
+energy decays like t^{-3} (the exponent (2s + p − d)/(2s − 2)) up to t = 200.
+
+Exit codes: 0 success, 1 numerical failure, 2 bad input (one line on stderr, no file touched),
+130 / 143 interrupted by SIGINT / SIGTERM (state checkpointed; continue with ``--restart``).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import json
 import logging
+import math
+import pathlib
+import signal
 import sys
 import time
 
-import numpy as np
-
 from . import __version__
+from .config import ConfigError, grid_shape, load, resolve, schedule_times
 from .grid import Torus
-from .solver import solve
-from .steppers import SCHEMES
+from .initial import density
+from .kernels import SobolevKernel
+from .solver import Solver, memory_estimate
+from .steppers import get_scheme
+from .storage import RunWriter, check_writable
+from .trackers import (CheckpointTracker, DiagnosticsTracker, InterruptTracker, Interrupted, ProgressTracker,
+                       SnapshotTracker, drive)
 
-DEFAULT = {"n": 128, "d": 2, "s": 2.0, "t_end": 1000.0, "scheme": "etdrk4", "rtol": 1e-6}
+log = logging.getLogger("sobolev_flow.run")
 
-
-def default_density(grid: Torus) -> np.ndarray:
-    """μ0 = 1 + ½ cos x₁ cos x₂ + 0.3 sin(2x₁ + x₂) in 2-D (a positive trigonometric polynomial);
-    1 + ½ cos x + 0.3 sin 2x in 1-D; a product form in 3-D."""
-    x = grid.mesh()
-    if grid.d == 1:
-        return 1 + 0.5 * np.cos(x[0]) + 0.3 * np.sin(2 * x[0])
-    field = 1 + 0.5 * functools.reduce(np.multiply, [np.cos(xi) for xi in x]) + 0.3 * np.sin(2 * x[0] + x[1])
-    return np.broadcast_to(field, grid.shape).copy()
+#: Sections that define the problem: a restart must not change them.
+IDENTITY = ("grid", "model", "initial")
 
 
 def parse(argv):
-    parser = argparse.ArgumentParser(prog="python -m sobolev_flow.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=DEFAULT["n"], help="points per axis")
-    parser.add_argument("--d", type=int, default=DEFAULT["d"], help="dimension")
-    parser.add_argument("--s", type=float, default=DEFAULT["s"], help="Sobolev order")
-    parser.add_argument("--t-end", type=float, default=DEFAULT["t_end"], help="final time")
-    parser.add_argument("--scheme", default=DEFAULT["scheme"], help=f"one of {', '.join(SCHEMES)}")
-    parser.add_argument("--rtol", type=float, default=DEFAULT["rtol"], help="relative local error tolerance")
-    parser.add_argument("--quiet", action="store_true", help="print only the summary")
+    parser = argparse.ArgumentParser(prog="python -m sobolev_flow.run",
+                                     description="Simulate the Wasserstein gradient flow of ½‖μ − ν‖²_{Ḣ^-s} on T^d.")
+    parser.add_argument("config", nargs="?", help="TOML configuration (default: the embedded default run)")
+    parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="override configuration keys, e.g. --set model.s=2.5 grid.n=256")
+    parser.add_argument("--output", "-o", help="run file (overrides output.path)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run file")
+    parser.add_argument("--restart", action="store_true", help="continue the run file from its last checkpoint")
+    parser.add_argument("--dry-run", action="store_true", help="validate, print the configuration and memory estimate")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar, warnings only")
     parser.add_argument("--version", action="version", version=f"sobolev_flow {__version__}")
     return parser.parse_args(argv)
 
 
+def to_toml(cfg: dict) -> str:
+    """The resolved configuration as TOML (unset optional keys as comments)."""
+
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, float) and math.isinf(v):
+            return "inf"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+
+    lines = []
+    for section, keys in cfg.items():
+        lines.append(f"[{section}]")
+        for key, v in keys.items():
+            lines.append(f"# {key} = (unset)" if v is None else f"{key} = {value(v)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def configure(args) -> tuple[dict, pathlib.Path, dict | None]:
+    """Resolve the configuration; for --restart, merge with the file's and check compatibility."""
+    data = load(args.config) if args.config else {}
+    overrides = list(args.overrides)
+    explicit_path = args.output is not None or "path" in data.get("output", {}) or any(
+        o.split("=", 1)[0].strip() == "output.path" for o in overrides)
+    if args.output is not None:
+        overrides.append(f"output.path={json.dumps(args.output)}")
+    cfg = resolve(data, overrides)
+    path = pathlib.Path(cfg["output"]["path"])
+    stored = None
+    if args.restart:
+        if args.overwrite:
+            raise ConfigError("--restart and --overwrite: choose one")
+        check_writable(path, overwrite=False, restart=True)
+        stored = stored_config(path)
+        if not args.config:  # continue the stored run, with the overrides on top
+            cfg = resolve(stored, overrides)
+        for section in IDENTITY:
+            if cfg[section] != stored[section]:
+                key, old, new = first_difference(section, stored[section], cfg[section])
+                raise ConfigError(f"{key}={new!r}: the run file was made with {key}={old!r}; "
+                                  "a restart cannot change the grid, model or initial data")
+    elif not explicit_path:
+        path = unused_path(path)
+        cfg["output"]["path"] = str(path)
+    if not args.dry_run:
+        check_writable(path, overwrite=args.overwrite, restart=args.restart)
+    return cfg, path, stored
+
+
+def stored_config(path) -> dict:
+    import h5py
+
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            return json.loads(f.attrs["config"])
+    except (OSError, KeyError, ValueError) as err:
+        raise ConfigError(f"output.path={str(path)!r}: not a sobolev_flow run file ({err})") from None
+
+
+def first_difference(section, old, new):
+    for key in new:
+        if old.get(key) != new.get(key):
+            return f"{section}.{key}", old.get(key), new.get(key)
+    return section, old, new
+
+
+def unused_path(path: pathlib.Path) -> pathlib.Path:
+    """``path`` if free, else the first free ``stem-1.h5``, ``stem-2.h5``, …"""
+    candidate, i = path, 0
+    while candidate.exists():
+        i += 1
+        candidate = path.with_name(f"{path.stem}-{i}{path.suffix}")
+    return candidate
+
+
+def build(cfg, base_dir) -> Solver:
+    """Grid, kernel, densities and solver from a resolved configuration (ValueError on bad input)."""
+    grid = Torus(grid_shape(cfg), dealias=cfg["grid"]["dealias"])
+    get_scheme(cfg["time"]["scheme"])  # an unknown scheme is reported before any density is built
+    mu0 = density(cfg["initial"]["density"], grid, name="initial.density", base_dir=base_dir)
+    target = cfg["model"]["target"]
+    nu = None if target == "uniform" else density(target, grid, name="model.target", base_dir=base_dir)
+    t = cfg["time"]
+    fft = cfg["fft"]
+    return Solver(grid, None, mu0, nu=nu, kernel=SobolevKernel(cfg["model"]["s"]), scheme=t["scheme"],
+                  rtol=t["rtol"], atol=t["atol"], dt=t["dt"], cfl=t["cfl"], dt_max=t["dt_max"],
+                  max_steps=t["max_steps"], stabilisation=cfg["model"]["stabilisation"],
+                  normalize=cfg["initial"]["normalize"], fft_backend=fft["backend"],
+                  threads=fft["threads"] or None, fft_effort=fft["effort"])
+
+
+def sobolev_orders(cfg):
+    orders = cfg["diagnostics"]["sobolev_orders"]
+    return [-cfg["model"]["s"], -1.0, 0.0, 1.0] if orders is None else orders
+
+
 def main(argv=None) -> int:
     args = parse(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
     try:
-        grid = Torus((args.n,) * args.d)
-        times = np.geomspace(1.0, args.t_end, 7) if args.t_end > 1 else [args.t_end]
-        start = time.perf_counter()
-        sol = solve(grid, args.s, default_density(grid), times, scheme=args.scheme, rtol=args.rtol)
-        wall = time.perf_counter() - start
-    except ValueError as err:
+        cfg, path, stored = configure(args)
+        base_dir = pathlib.Path(args.config).parent if args.config else pathlib.Path(".")
+        if args.dry_run:
+            grid = Torus(grid_shape(cfg), dealias=cfg["grid"]["dealias"])
+            need = memory_estimate(grid, get_scheme(cfg["time"]["scheme"]))
+            print(to_toml(cfg))
+            print(f"# estimated working memory: {need / 2**20:.1f} MiB (grid {grid.shape}, padded {grid.padded_shape})")
+            return 0
+        solver = build(cfg, base_dir)
+    except ValueError as err:  # ConfigError is a ValueError; so are the solver's input checks
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    diag = sol.diagnostics
-    print(f"sobolev_flow {__version__}: d={grid.d}, n={args.n}, s={args.s:g}, scheme={args.scheme}, "
-          f"fft={sol.stats['fft_backend']} x{sol.stats['threads']}")
-    print(f"{'t':>10} {'energy':>12} {'min mu':>10}")
-    for t in sol.t:
-        i = int(np.searchsorted(diag["t"], t))
-        print(f"{t:10.4g} {diag['energy'][i]:12.4e} {diag['min_mu'][i]:10.4f}")
-    print(f"steps {sol.stats['steps']} (rejected {sol.stats['rejected']}), rhs evaluations "
-          f"{sol.stats['rhs_evaluations']}, wall time {wall:.2f} s, final E {diag['energy'][-1]:.4e}")
+    return execute(cfg, path, solver, restart=args.restart, overwrite=args.overwrite, quiet=args.quiet)
+
+
+def execute(cfg, path, solver, restart, overwrite, quiet) -> int:
+    """Open the run file, drive the solver with its trackers, and report."""
+    t_end = cfg["time"]["t_end"]
+    orders = sobolev_orders(cfg)
+    metadata = {"fft_backend": solver.flow.fft_backend, "threads": solver.flow.threads,
+                "fft_effort": solver.flow.fft_effort}
+    if restart:
+        writer, _, checkpoint = RunWriter.reopen(path)
+        if t_end < checkpoint["t"]:
+            writer.close()
+            print(f"error: time.t_end={t_end!r}: the checkpoint is already at t={checkpoint['t']!r}", file=sys.stderr)
+            return 2
+        solver.restore(checkpoint)
+        writer.begin(cfg, note={"t": checkpoint["t"], "t_end": t_end,
+                                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        log.info("restarting %s from t=%.6g (step %d)", path, solver.t, solver.steps)
+    else:
+        writer = RunWriter.create(path, solver.grid, solver.rho_hat.shape, cfg, metadata, orders, overwrite=overwrite)
+        writer.begin()
+    flag: dict = {}
+    checkpointer = CheckpointTracker(writer, seconds=cfg["output"]["checkpoint_seconds"],
+                                     steps=cfg["output"]["checkpoint_steps"])
+    trackers = [
+        SnapshotTracker(schedule_times(cfg["output"]["snapshots"], t_end), writer),
+        DiagnosticsTracker(schedule_times(cfg["output"]["diagnostics"], t_end), writer, orders),
+        checkpointer,
+        ProgressTracker(t_end, bar=not quiet and sys.stderr.isatty()),
+        InterruptTracker(flag),
+    ]
+    previous = {sig: signal.signal(sig, _handler(flag)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    start = time.perf_counter()
+    evaluations0 = solver.flow.evaluations
+    try:
+        drive(solver, t_end, trackers)
+    except Interrupted as stop:
+        checkpointer.save(solver)
+        trackers[3].finish(solver)
+        print(f"interrupted at t={solver.t:.6g} (step {solver.steps}); state saved in {path}; "
+              "continue with --restart", file=sys.stderr)
+        return 128 + stop.signum
+    except (RuntimeError, FloatingPointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        writer.close()
+    wall = time.perf_counter() - start
+    energy = solver.diagnostics()[2]
+    print(f"sobolev_flow {__version__}: d={solver.grid.d}, shape={solver.grid.shape}, s={cfg['model']['s']:g}, "
+          f"scheme={solver.scheme.name}, fft={solver.flow.fft_backend} x{solver.flow.threads}")
+    print(f"t_end={solver.t:g}: steps {solver.steps} (rejected {solver.rejected}), rhs evaluations "
+          f"{solver.flow.evaluations - evaluations0}, wall time {wall:.2f} s, final E {energy:.4e}")
+    print(f"run file: {path}")
     return 0
+
+
+def _handler(flag):
+    def handle(signum, frame):
+        if flag.get("signum"):  # a second signal: stop now
+            raise KeyboardInterrupt
+        flag["signum"] = signum
+
+    return handle
 
 
 if __name__ == "__main__":

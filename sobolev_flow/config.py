@@ -1,0 +1,307 @@
+"""Run configuration: a TOML file plus ``--set`` overrides, validated once into a plain dict.
+
+Sections and keys (defaults in brackets)::
+
+    [grid]        d [2], n [128] (int or one per axis), dealias ["3/2"]
+    [model]       s [2.0], target ["uniform"] (a density spec), stabilisation [max ν]
+    [initial]     density [powerlaw p=4] (a density spec), normalize [false]
+    [time]        t_end [200.0], scheme ["etdrk4"], rtol [1e-6], atol [1e-12], dt [adaptive],
+                  cfl [0.5], dt_max [inf], max_steps [none]
+    [output]      path ["sobolev_flow_run.h5"], snapshots [geometric], diagnostics [geometric, denser],
+                  checkpoint_seconds [300.0], checkpoint_steps [none]
+    [diagnostics] sobolev_orders [[-s, -1, 0, 1]]
+    [fft]         backend ["auto"], threads [0 = automatic], effort ["estimate"]
+
+A density spec is a family name, a ``.npy`` path, or a table ``{family = "...", ...}`` (see
+:mod:`sobolev_flow.initial`). A schedule is a list of times, ``{every = Δt}`` (uniform from 0)
+or ``{t0 = t0, ratio = r}`` (geometric t0·r^i); t = 0 and t_end are always included.
+
+Every error is a :class:`ConfigError` (a ValueError) whose one-line message names the key and
+its value.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import pathlib
+import tomllib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["ConfigError", "DEFAULTS", "load", "resolve", "parse_override", "schedule_times"]
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the key and value."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its default, a converter that validates, and a description."""
+
+    default: Any
+    convert: Callable[[str, Any], Any]
+    doc: str
+
+
+# ----------------------------------------------------------------------------- converters
+def _number(key, value, *, integer=False, low=None, high=None, low_open=False, allow_inf=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key}={value!r}: expected {'an integer' if integer else 'a number'}")
+    if integer and not float(value).is_integer():
+        raise ConfigError(f"{key}={value!r}: expected an integer")
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise ConfigError(f"{key}={value!r}: expected a finite number")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ConfigError(f"{key}={value!r}: expected a value {'>' if low_open else '>='} {low:g}")
+    if high is not None and value > high:
+        raise ConfigError(f"{key}={value!r}: expected a value <= {high:g}")
+    return int(value) if integer else float(value)
+
+
+def positive(key, value):
+    return _number(key, value, low=0, low_open=True)
+
+
+def positive_or_inf(key, value):
+    return _number(key, value, low=0, low_open=True, allow_inf=True)
+
+
+def optional(convert):
+    def check(key, value):
+        return None if value is None else convert(key, value)
+
+    return check
+
+
+def integer(low):
+    def check(key, value):
+        return _number(key, value, integer=True, low=low)
+
+    return check
+
+
+def choice(*options):
+    def check(key, value):
+        if value not in options:
+            close = difflib.get_close_matches(str(value), options, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{key}={value!r}: expected one of {', '.join(options)}{hint}")
+        return value
+
+    return check
+
+
+def boolean(key, value):
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r}: expected true or false")
+    return value
+
+
+def string(key, value):
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key}={value!r}: expected a non-empty string")
+    return value
+
+
+def points(key, value):
+    """n: one even integer ≥ 8, or a list of them (one per axis)."""
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ConfigError(f"{key}={value!r}: expected an integer or a list of integers")
+    out = [_number(key, v, integer=True) for v in values]
+    for v in out:
+        if v < 8 or v % 2:
+            raise ConfigError(f"{key}={value!r}: points per axis must be even and at least 8")
+    return out if isinstance(value, list) else out[0]
+
+
+def density_spec(key, value):
+    """A family name, a .npy path, or a table with a 'family' key (checked in full later)."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, dict) and isinstance(value.get("family"), str):
+        return dict(value)
+    raise ConfigError(f"{key}={value!r}: expected a family name, a .npy path or a table with a 'family' key")
+
+
+def schedule(key, value):
+    """A list of times, {every = Δt} or {t0 = t0, ratio = r}."""
+    if isinstance(value, list):
+        times = [_number(key, v, low=0) for v in value]
+        if any(b < a for a, b in zip(times, times[1:])):
+            raise ConfigError(f"{key}={value!r}: times must be non-decreasing")
+        return times
+    if isinstance(value, dict):
+        if set(value) == {"every"}:
+            return {"every": positive(f"{key}.every", value["every"])}
+        if set(value) == {"t0", "ratio"}:
+            ratio = _number(f"{key}.ratio", value["ratio"], low=1, low_open=True)
+            return {"t0": positive(f"{key}.t0", value["t0"]), "ratio": ratio}
+    raise ConfigError(f"{key}={value!r}: expected a list of times, {{every = dt}} or {{t0 = t0, ratio = r}}")
+
+
+def orders(key, value):
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}={value!r}: expected a list of numbers")
+    return [_number(key, v) for v in value]
+
+
+# ----------------------------------------------------------------------------- the schema
+SCHEMA: dict[str, dict[str, Key]] = {
+    "grid": {
+        "d": Key(2, choice(1, 2, 3), "dimension of the torus"),
+        "n": Key(128, points, "points per axis (even, >= 8), or a list with one per axis"),
+        "dealias": Key("3/2", choice("3/2", "2/3"), "3/2 padding or 2/3 truncation"),
+    },
+    "model": {
+        "s": Key(2.0, positive, "Sobolev order s of the energy ½‖μ − ν‖²_{Ḣ^{-s}}"),
+        "target": Key("uniform", density_spec, "target density ν"),
+        "stabilisation": Key(None, optional(positive), "ν̄ of the linear part (default max ν)"),
+    },
+    "initial": {
+        "density": Key({"family": "powerlaw", "p": 4.0, "seed": 1}, density_spec, "initial density μ0"),
+        "normalize": Key(False, boolean, "rescale μ0 to the mass of ν"),
+    },
+    "time": {
+        "t_end": Key(200.0, positive, "final time"),
+        "scheme": Key("etdrk4", string, "time-stepping scheme"),
+        "rtol": Key(1e-6, positive, "relative local error tolerance"),
+        "atol": Key(1e-12, lambda k, v: _number(k, v, low=0), "absolute local error tolerance"),
+        "dt": Key(None, optional(positive), "fixed step size (default: adaptive)"),
+        "cfl": Key(0.5, positive, "CFL number in units of min(dx)/max|∇ψ|"),
+        "dt_max": Key(math.inf, positive_or_inf, "largest step"),
+        "max_steps": Key(None, optional(integer(1)), "give up after this many steps"),
+    },
+    "output": {
+        "path": Key("sobolev_flow_run.h5", string, "HDF5 run file"),
+        "snapshots": Key({"t0": 1.0, "ratio": 10 ** 0.25}, schedule, "snapshot times"),
+        "diagnostics": Key({"t0": 0.01, "ratio": 10 ** 0.05}, schedule, "diagnostic times"),
+        "checkpoint_seconds": Key(300.0, positive_or_inf, "wall time between checkpoints"),
+        "checkpoint_steps": Key(None, optional(integer(1)), "steps between checkpoints"),
+    },
+    "diagnostics": {
+        "sobolev_orders": Key(None, orders, "orders q of ‖μ − ν‖_{Ḣ^q} (default −s, −1, 0, 1)"),
+    },
+    "fft": {
+        "backend": Key("auto", choice("auto", "pyfftw", "numpy"), "FFT back end"),
+        "threads": Key(0, integer(0), "FFT threads (0: automatic)"),
+        "effort": Key("estimate", choice("estimate", "measure", "patient", "exhaustive"), "FFTW planner effort"),
+    },
+}
+
+DEFAULTS = {section: {name: copy.deepcopy(key.default) for name, key in keys.items()} for section, keys in SCHEMA.items()}
+
+
+# ----------------------------------------------------------------------------- loading
+def load(path) -> dict:
+    """Read a TOML file; errors name the file (and the line, for invalid TOML)."""
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config={str(path)!r}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config={str(path)!r}: cannot be read ({err.__class__.__name__}: {err})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config={str(path)!r}: invalid TOML: {err}") from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``section.key=value`` → (["section", "key"], value), the value parsed as a TOML value
+    (so 2 is an int, 2.5 a float, [1, 2] a list, true a bool) or else taken as a string."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. model.s=2.5")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. model.s=2.5")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.split("."), value
+
+
+def resolve(data: dict | None = None, overrides=()) -> dict:
+    """Merge a parsed TOML dict and overrides over the defaults, and validate every key.
+
+    Returns a new nested dict holding only plain values (JSON-serialisable).
+    """
+    data = copy.deepcopy(data or {})
+    for text in overrides:
+        path, value = parse_override(text)
+        if len(path) not in (2, 3):
+            raise ConfigError(f"--set {text!r}: keys have the form section.key or section.key.parameter")
+        section = data.setdefault(path[0], {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"--set {text!r}: {path[0]} is not a table")
+        if len(path) == 2:
+            section[path[1]] = value
+            continue
+        # section.key.parameter, e.g. initial.density.p=3: edit (a copy of) the table
+        default = SCHEMA.get(path[0], {}).get(path[1])
+        table = section.get(path[1], copy.deepcopy(default.default) if default else None)
+        if isinstance(table, str):
+            table = {"family": table}
+        if not isinstance(table, dict):
+            raise ConfigError(f"--set {text!r}: {path[0]}.{path[1]} is not a table")
+        section[path[1]] = {**table, path[2]: value}
+    out = {}
+    for section, values in data.items():
+        if section not in SCHEMA:
+            raise ConfigError(f"{section}: unknown section{_suggest(section, SCHEMA)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{section}={values!r}: expected a table [{section}]")
+        for name in values:
+            if name not in SCHEMA[section]:
+                raise ConfigError(f"{section}.{name}: unknown key{_suggest(name, SCHEMA[section], section)}")
+    for section, keys in SCHEMA.items():
+        given = data.get(section, {})
+        out[section] = {}
+        for name, key in keys.items():
+            value = given[name] if name in given else copy.deepcopy(key.default)
+            out[section][name] = key.convert(f"{section}.{name}", value) if value is not None else None
+    _cross_check(out)
+    return out
+
+
+def _suggest(name, valid, section=None) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=1)
+    prefix = f"{section}." if section else ""
+    hint = f"; did you mean {prefix}{close[0]}?" if close else ";"
+    return f"{hint} valid: {', '.join(prefix + v for v in valid)}"
+
+
+def _cross_check(cfg):
+    grid = cfg["grid"]
+    if isinstance(grid["n"], list) and len(grid["n"]) != grid["d"]:
+        raise ConfigError(f"grid.n={grid['n']!r}: expected {grid['d']} entries (grid.d={grid['d']})")
+    if cfg["time"]["dt"] is not None and cfg["time"]["dt"] > cfg["time"]["t_end"]:
+        raise ConfigError(f"time.dt={cfg['time']['dt']!r}: larger than time.t_end={cfg['time']['t_end']!r}")
+
+
+def grid_shape(cfg) -> tuple[int, ...]:
+    n, d = cfg["grid"]["n"], cfg["grid"]["d"]
+    return tuple(n) if isinstance(n, list) else (n,) * d
+
+
+def schedule_times(spec, t_end: float) -> np.ndarray:
+    """The times of a schedule within [0, t_end], with 0 and t_end always included."""
+    if isinstance(spec, list):
+        times = np.asarray(spec, dtype=float)
+    elif "every" in spec:
+        times = np.arange(0.0, t_end, spec["every"])
+    else:
+        count = math.floor(math.log(t_end / spec["t0"]) / math.log(spec["ratio"]) + 1e-9) + 1 if t_end >= spec["t0"] else 0
+        times = spec["t0"] * spec["ratio"] ** np.arange(count)
+    times = times[times < t_end * (1 - 1e-12)]  # t_end itself is added exactly
+    return np.unique(np.concatenate([[0.0], times, [t_end]]))

@@ -1,0 +1,218 @@
+"""python -m sobolev_flow.run: configuration, the run file, restart, interruption, bad input."""
+
+import hashlib
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from sobolev_flow import open_run
+from sobolev_flow.config import resolve, schedule_times
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SMALL = ["--set", "grid.n=32", "time.t_end=20", "fft.threads=1"]
+
+
+def env():
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+def cli(*args, cwd, check=None, timeout=300):
+    result = subprocess.run([sys.executable, "-m", "sobolev_flow.run", *args], capture_output=True, text=True,
+                            cwd=cwd, env=env(), timeout=timeout)
+    if check is not None:
+        assert result.returncode == check, result.stderr
+    return result
+
+
+def digest(path):
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+def test_default_like_run_writes_the_documented_schema(tmp_path):
+    result = cli(*SMALL, "--quiet", cwd=tmp_path, check=0)
+    path = tmp_path / "sobolev_flow_run.h5"
+    assert f"run file: {path.name}" in result.stdout
+    assert "steps" in result.stdout and "rhs evaluations" in result.stdout and "final E" in result.stdout
+    run = open_run(path)
+    cfg = resolve({}, ["grid.n=32", "time.t_end=20", "fft.threads=1", f"output.path={json.dumps(path.name)}"])
+    assert run.config == json.loads(json.dumps(cfg))
+    assert np.array_equal(run.t, schedule_times(cfg["output"]["snapshots"], 20.0))
+    assert np.array_equal(run.diagnostics["t"], schedule_times(cfg["output"]["diagnostics"], 20.0))
+    assert run.mu.shape == (len(run.t), 32, 32)
+    assert list(run.orders) == [-2.0, -1.0, 0.0, 1.0]
+    d = run.diagnostics
+    assert np.all(np.diff(d["energy"]) < 0) and np.all(np.diff(d["step"]) >= 0)
+    np.testing.assert_allclose(d["sobolev_norms"][:, 0] ** 2 / 2, d["energy"], rtol=1e-12)
+    assert np.max(np.abs(run.mu.mean(axis=(1, 2)) - 1)) < 1e-13
+    with h5py.File(path, "r") as f:
+        assert f["snapshots/mu"].dims[1][0].name == "/grid/x0"
+        assert f["snapshots/mu"].compression == "gzip"
+        assert json.loads(f.attrs["versions"])["sobolev_flow"]
+        assert f.attrs["fft_backend"] in ("pyfftw", "numpy") and f.attrs["threads"] == 1
+    # the default name is never reused: a second run gets a new file
+    cli(*SMALL, "--quiet", cwd=tmp_path, check=0)
+    assert (tmp_path / "sobolev_flow_run-1.h5").is_file()
+
+
+def test_dry_run_prints_configuration_and_memory_without_writing(tmp_path):
+    result = cli("--dry-run", "--set", "model.s=2.5", "grid.n=[64, 32]", cwd=tmp_path, check=0)
+    assert "s = 2.5" in result.stdout and "n = [64, 32]" in result.stdout
+    assert "# estimated working memory:" in result.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_example_configs_validate(tmp_path):
+    configs = sorted((ROOT / "runs").glob("*.toml"))
+    assert len(configs) >= 4
+    for config in configs:
+        cli(str(config), "--dry-run", cwd=tmp_path, check=0)
+
+
+# ---------------------------------------------------------------------------- bad input
+def bad_input_cases(tmp_path):
+    (tmp_path / "bad.toml").write_text("[grid]\nn = 32\n[model]\ns = = 2\n")
+    (tmp_path / "typo.toml").write_text("[model]\nss = 2\n")
+    (tmp_path / "type.toml").write_text("[fft]\nthreads = 'two'\n")
+    (tmp_path / "range.toml").write_text("[time]\nrtol = -1e-6\n")
+    np.save(tmp_path / "short.npy", np.ones(8))
+    nan = np.ones((32, 32))
+    nan[2, 3] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    neg = np.ones((32, 32))
+    neg[1, 1] = -0.5
+    np.save(tmp_path / "neg.npy", neg)
+    (tmp_path / "config_dir").mkdir()
+    return {
+        "missing config": (["nope.toml"], r"^error: config='nope.toml': no such file$"),
+        "unreadable config": (["config_dir"], r"^error: config='config_dir': cannot be read"),
+        "invalid toml": (["bad.toml"], r"^error: config='bad.toml': invalid TOML: .*line 4"),
+        "unknown key": (["typo.toml"], r"^error: model.ss: unknown key; did you mean model.s\? valid: "),
+        "unknown override": (["--set", "time.rtl=1e-3"], r"^error: time.rtl: unknown key; did you mean time.rtol\?"),
+        "wrong type": (["type.toml"], r"^error: fft.threads='two': expected an integer$"),
+        "out of range": (["range.toml"], r"^error: time.rtol=-1e-06: expected a value > 0$"),
+        "bad scheme": (["--set", "time.scheme=etdkr4"], r"^error: scheme='etdkr4': unknown scheme; did you mean 'etdrk4'\?"),
+        "npy missing": (["--set", "initial.density=\"gone.npy\""], r"^error: initial.density='gone.npy': no such file$"),
+        "npy shape": (["--set", "initial.density=\"short.npy\""], r"^error: initial.density='short.npy': shape \(8,\) does not match the grid \(32, 32\)$"),
+        "npy nan": (["--set", "initial.density=\"nan.npy\""], r"^error: initial.density='nan.npy': holds a non-finite value \(nan at index \(2, 3\)\)$"),
+        "npy negative": (["--set", "initial.density=\"neg.npy\""], r"^error: initial.density='neg.npy': holds a negative value \(-0.5 at index \(1, 1\)\)$"),
+        "unwritable dir": (["--output", "/proc/sobolev_flow_test.h5"], r"^error: output.path='/proc/sobolev_flow_test.h5': the directory '/proc' is not writable"),
+        "missing dir": (["--output", "no/such/dir/run.h5"], r"^error: output.path='no/such/dir/run.h5': the directory 'no/such/dir' does not exist$"),
+    }
+
+
+def test_bad_input_exits_2_with_one_line_and_touches_nothing(tmp_path):
+    existing = tmp_path / "existing.h5"
+    existing.write_bytes(b"precious")
+    before = {p.name: digest(p) for p in tmp_path.iterdir() if p.is_file()}
+    cases = bad_input_cases(tmp_path)
+    before = {p.name: digest(p) for p in tmp_path.iterdir() if p.is_file()}
+    import re
+
+    for name, (args, pattern) in cases.items():
+        result = cli(*args, "--set", "grid.n=32", "time.t_end=1", "--quiet", cwd=tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2, (name, result.stderr)
+        assert len(lines) == 1 and "Traceback" not in result.stderr, (name, result.stderr)
+        assert re.search(pattern, lines[0]), (name, lines[0])
+    after = {p.name: digest(p) for p in tmp_path.iterdir() if p.is_file()}
+    assert after == before  # nothing written, nothing changed
+
+
+def test_existing_output_needs_overwrite_or_restart(tmp_path):
+    target = tmp_path / "run.h5"
+    target.write_bytes(b"precious")
+    result = cli(*SMALL, "--output", "run.h5", "--quiet", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: output.path='run.h5': the file exists; pass --overwrite to replace it "
+                                     "or --restart to continue it")
+    assert target.read_bytes() == b"precious"
+    cli(*SMALL, "--output", "run.h5", "--overwrite", "--quiet", cwd=tmp_path, check=0)
+    assert open_run(target).t[-1] == 20.0
+
+
+def test_restart_with_a_different_grid_or_model_is_refused(tmp_path):
+    cli(*SMALL, "--output", "run.h5", "--quiet", cwd=tmp_path, check=0)
+    before = digest(tmp_path / "run.h5")
+    for change, message in [("grid.n=64", "error: grid.n=64: the run file was made with grid.n=32; "),
+                            ("model.s=3", "error: model.s=3.0: the run file was made with model.s=2.0; ")]:
+        result = cli("--output", "run.h5", "--restart", "--set", change, "--quiet", cwd=tmp_path)
+        assert result.returncode == 2
+        assert result.stderr.startswith(message) and len(result.stderr.strip().splitlines()) == 1
+    assert digest(tmp_path / "run.h5") == before
+
+
+# ---------------------------------------------------------------------------- restart and interruption
+def exact_times_config(tmp_path, t_end):
+    config = tmp_path / "exact.toml"
+    config.write_text(f"""
+[grid]
+n = 32
+[model]
+s = 2.0
+[initial]
+density = {{family = "powerlaw", p = 4, seed = 3}}
+[time]
+t_end = {t_end}
+rtol = 1e-8
+[output]
+snapshots = [0.0, 5.0, 10.0, 40.0]
+diagnostics = {{every = 1.0}}
+checkpoint_steps = 7
+[fft]
+threads = 1
+""")
+    return config
+
+
+def test_restart_to_a_later_time_equals_an_uninterrupted_run(tmp_path):
+    config = exact_times_config(tmp_path, 40.0)
+    cli(str(config), "--output", "whole.h5", "--quiet", cwd=tmp_path, check=0)
+    cli(str(config), "--output", "split.h5", "--set", "time.t_end=10.0", "--quiet", cwd=tmp_path, check=0)
+    result = cli("--output", "split.h5", "--restart", "--set", "time.t_end=40.0", "--quiet", cwd=tmp_path, check=0)
+    whole, split = open_run(tmp_path / "whole.h5"), open_run(tmp_path / "split.h5")
+    assert np.array_equal(whole.t, split.t)
+    assert np.array_equal(whole.mu, split.mu)  # bit for bit: deterministic plans, one thread
+    for name in ("t", "energy", "dissipation", "step", "min_mu"):
+        assert np.array_equal(whole.diagnostics[name], split.diagnostics[name]), name
+    assert split.config["time"]["t_end"] == 40.0
+    assert json.loads(split.attrs["restarts"])[0]["t"] == 10.0
+    assert "t_end=40" in result.stdout
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_leaves_a_file_that_restarts_to_the_same_state(tmp_path, sig, code):
+    config = exact_times_config(tmp_path, 40.0)
+    slow = ["--set", "grid.n=96", "time.rtol=1e-10", "output.checkpoint_steps=1000000"]
+    cli(str(config), *slow, "--output", "whole.h5", "--quiet", cwd=tmp_path, check=0)
+    process = subprocess.Popen([sys.executable, "-m", "sobolev_flow.run", str(config), *slow, "--output", "cut.h5",
+                                "--quiet"], cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until the run is under way, read while it is written
+        time.sleep(0.05)
+        try:
+            if len(open_run(tmp_path / "cut.h5").diagnostics["t"]) >= 3:
+                break
+        except (OSError, KeyError):
+            continue
+    process.send_signal(sig)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == code, err
+    assert "state saved" in err
+    partial = open_run(tmp_path / "cut.h5")
+    assert partial.diagnostics["t"][-1] < 40.0
+    cli("--output", "cut.h5", "--restart", "--quiet", cwd=tmp_path, check=0)
+    whole, cut = open_run(tmp_path / "whole.h5"), open_run(tmp_path / "cut.h5")
+    assert np.array_equal(whole.t, cut.t)
+    assert np.max(np.abs(whole.mu - cut.mu)) <= 1e-13
+    assert np.array_equal(whole.diagnostics["t"], cut.diagnostics["t"])
