@@ -26,7 +26,7 @@ from .initial import density
 from .kernels import SobolevKernel
 from .solver import Solver, memory_estimate
 from .steppers import get_scheme
-from .storage import RunWriter, check_writable
+from .storage import RunWriter, check_writable, read_config
 from .trackers import (CheckpointTracker, DiagnosticsTracker, InterruptTracker, Interrupted, ProgressTracker,
                        SnapshotTracker, drive)
 
@@ -91,7 +91,7 @@ def configure(args) -> tuple[dict, pathlib.Path, dict | None]:
         if args.overwrite:
             raise ConfigError("--restart and --overwrite: choose one")
         check_writable(path, overwrite=False, restart=True)
-        stored = stored_config(path)
+        stored = read_config(path)
         if not args.config:  # continue the stored run, with the overrides on top
             cfg = resolve(stored, overrides)
         for section in IDENTITY:
@@ -105,16 +105,6 @@ def configure(args) -> tuple[dict, pathlib.Path, dict | None]:
     if not args.dry_run:
         check_writable(path, overwrite=args.overwrite, restart=args.restart)
     return cfg, path, stored
-
-
-def stored_config(path) -> dict:
-    import h5py
-
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            return json.loads(f.attrs["config"])
-    except (OSError, KeyError, ValueError) as err:
-        raise ConfigError(f"output.path={str(path)!r}: not a sobolev_flow run file ({err})") from None
 
 
 def first_difference(section, old, new):

@@ -172,7 +172,12 @@ class RunWriter:
         try:
             f = h5py.File(path, "r+", libver="latest")
         except OSError as err:
-            raise ConfigError(f"output.path={str(path)!r}: not a readable run file ({err})") from None
+            if "consistency flags" not in str(err):
+                raise ConfigError(f"output.path={str(path)!r}: not a readable run file ({err})") from None
+            # the writer died without closing the file (a live writer would hold its lock)
+            log.warning("%s was not closed by its writer; recovering it by copying its contents", path)
+            recover(path)
+            f = h5py.File(path, "r+", libver="latest")
         try:
             if f.attrs.get("format") != FORMAT:
                 raise ConfigError(f"output.path={str(path)!r}: not a sobolev_flow run file")
@@ -255,6 +260,31 @@ class RunWriter:
             self.file.close()
 
 
+def recover(path: pathlib.Path):
+    """Rewrite a run file whose writer died (its SWMR consistency flags still set).
+
+    The file is read in SWMR-read mode, which ignores the flags, copied object by object into
+    a new file next to it, and the copy replaces the original atomically. Dimension scales
+    are attached anew in the copy.
+    """
+    h5py = _h5py()
+    tmp = path.with_name(path.name + ".recovering")
+    with h5py.File(path, "r", libver="latest", swmr=True) as src, h5py.File(tmp, "w", libver="latest") as dst:
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+        for name in src:
+            src.copy(src[name], dst, name=name)
+        mu = dst["snapshots/mu"]
+        scales = [dst["snapshots/t"]] + [dst[f"grid/x{j}"] for j in range(mu.ndim - 1)]
+        for ds in [mu] + scales:
+            for attr in ("DIMENSION_LIST", "REFERENCE_LIST"):
+                if attr in ds.attrs:
+                    del ds.attrs[attr]
+        for dim, scale in enumerate(scales):
+            mu.dims[dim].attach_scale(scale)
+    os.replace(tmp, path)
+
+
 def read_checkpoint(f) -> dict | None:
     """The current checkpoint of an open run file, or None."""
     current = int(f["checkpoint/current"][()])
@@ -310,19 +340,34 @@ class RunData:
         return xr.Dataset(data, coords=coords, attrs={"config": json.dumps(self.config)})
 
 
+def _open_read(path):
+    """Open for reading in SWMR mode (works while a writer runs, or after it died)."""
+    h5py = _h5py()
+    try:
+        return h5py.File(path, "r", libver="latest", swmr=True)
+    except OSError:
+        return h5py.File(path, "r", locking=False)
+
+
+def read_config(path) -> dict:
+    """The resolved configuration stored in a run file."""
+    try:
+        with _open_read(path) as f:
+            if f.attrs.get("format") != FORMAT:
+                raise ValueError("no sobolev_flow format attribute")
+            return json.loads(f.attrs["config"])
+    except (OSError, KeyError, ValueError) as err:
+        raise ConfigError(f"output.path={str(path)!r}: not a sobolev_flow run file ({err})") from None
+
+
 def open_run(path) -> RunData:
     """Read a run file, also while another process is still writing it.
 
     Rows are read up to the length of the time datasets, which are written last, so a
     partially written row is never returned.
     """
-    h5py = _h5py()
     path = pathlib.Path(path)
-    try:
-        f = h5py.File(path, "r", libver="latest", swmr=True)
-    except OSError:
-        f = h5py.File(path, "r", locking=False)
-    with f:
+    with _open_read(path) as f:
         if f.attrs.get("format") != FORMAT:
             raise ValueError(f"path={str(path)!r}: not a sobolev_flow run file")
         for name in ("snapshots/t", "snapshots/mu", "diagnostics/t"):

@@ -216,3 +216,66 @@ def test_signal_leaves_a_file_that_restarts_to_the_same_state(tmp_path, sig, cod
     assert np.array_equal(whole.t, cut.t)
     assert np.max(np.abs(whole.mu - cut.mu)) <= 1e-13
     assert np.array_equal(whole.diagnostics["t"], cut.diagnostics["t"])
+
+
+CRASH_DURING_CHECKPOINT = """
+import os, sys
+from sobolev_flow import storage
+from sobolev_flow.run import main
+
+original = storage.RunWriter.write_checkpoint
+calls = []
+
+def crashing(self, state):
+    calls.append(state["t"])
+    if len(calls) < 2:
+        return original(self, state)
+    # write the spare slot half-way, then die before it is made current
+    slot = "b" if int(self.file["checkpoint/current"][()]) == 1 else "a"
+    self.file["checkpoint"][slot]["rho_hat"][...] = 0.0
+    self.file["checkpoint"][slot]["t"][()] = -1.0
+    self.file.flush()
+    os._exit(9)
+
+storage.RunWriter.write_checkpoint = crashing
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_crash_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
+    config = exact_times_config(tmp_path, 40.0)
+    cli(str(config), "--output", "whole.h5", "--quiet", cwd=tmp_path, check=0)
+    crashed = subprocess.run([sys.executable, "-c", CRASH_DURING_CHECKPOINT, str(config), "--output", "crash.h5",
+                              "--quiet"], cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300)
+    assert crashed.returncode == 9, crashed.stderr
+    with h5py.File(tmp_path / "crash.h5", "r", libver="latest", swmr=True) as f:  # flags of the dead writer
+        first = f["checkpoint"]["a"]
+        assert int(f["checkpoint/current"][()]) == 1 and first["t"][()] > 0 and first["steps"][()] == 7
+    cli("--output", "crash.h5", "--restart", "--quiet", cwd=tmp_path, check=0)
+    whole, crash = open_run(tmp_path / "whole.h5"), open_run(tmp_path / "crash.h5")
+    assert np.array_equal(whole.mu, crash.mu)
+    assert np.array_equal(whole.diagnostics["energy"], crash.diagnostics["energy"])
+
+
+def test_open_run_gives_an_xarray_dataset(tmp_path):
+    xr = pytest.importorskip("xarray")
+    cli(*SMALL, "--output", "run.h5", "--quiet", cwd=tmp_path, check=0)
+    ds = open_run(tmp_path / "run.h5").to_xarray()
+    assert isinstance(ds, xr.Dataset) and ds["mu"].dims == ("t", "x0", "x1")
+    assert float(ds["energy"][-1]) < float(ds["energy"][0])
+
+
+def test_progress_is_logged_when_not_on_a_terminal(caplog):
+    import logging
+
+    from sobolev_flow import Solver, Torus
+    from sobolev_flow.trackers import ProgressTracker, drive
+
+    ticks = iter(range(0, 10**6, 6))
+    grid = Torus((16,))
+    solver = Solver(grid, 2.0, 1 + 0.5 * np.cos(grid.mesh()[0]), dt=0.5)
+    with caplog.at_level(logging.INFO, logger="sobolev_flow.trackers"):
+        drive(solver, 5.0, [ProgressTracker(5.0, bar=False, interval=10.0, clock=lambda: next(ticks))])
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 5  # every second step at 6 s per step and a 10 s interval
+    assert lines[0].startswith("t=1/5 step 2 dt=0.5 E=")
