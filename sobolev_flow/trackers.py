@@ -31,6 +31,13 @@ TIME_TOLERANCE = 1e-12
 #: as under-resolved (its late decay is then set by the grid, not by the flow).
 TAIL_WARNING = 0.1
 
+#: ‖μ − ν‖_{L²} below which the spectrum is round-off noise and its tail says nothing.
+ROUNDOFF_L2 = 1e-10
+
+
+def norms_l2(solver) -> float:
+    return diag.sobolev_norm(solver.grid, solver.rho_hat, 0.0)
+
 
 def reached(t_requested: float, t: float) -> bool:
     """Whether the solver at ``t`` stands at (or past) ``t_requested``."""
@@ -114,7 +121,8 @@ class DiagnosticsTracker(_ScheduledTracker):
         values["step"] = solver.steps
         norms = [diag.sobolev_norm(solver.grid, solver.rho_hat, q) for q in self.orders]
         self.writer.write_diagnostics(values, norms)
-        if values["tail_fraction"] > TAIL_WARNING and not getattr(self, "_warned", False):
+        resolved_above_roundoff = norms_l2(solver) > ROUNDOFF_L2
+        if values["tail_fraction"] > TAIL_WARNING and resolved_above_roundoff and not getattr(self, "_warned", False):
             self._warned = True
             log.warning("%.2g of ‖μ − ν‖² lies in the top third of resolved modes at t=%.6g: under-resolved",
                         values["tail_fraction"], t)
