@@ -1,0 +1,309 @@
+"""Convergence rates: theory exponents, fits with confidence intervals, local slopes.
+
+``python -m sobolev_flow.rates RUN.h5`` prints, for the energy and every recorded Sobolev norm,
+the fitted decay exponent with its 95 % confidence interval, the fitting window, the predicted
+exponent and the relative deviation.
+
+Theory (ν ≡ 1; ρ = μ − ν; linearised, mode k of ρ decays like exp(−|k|^{2−2s} t))
+-------------------------------------------------------------------------------
+* s = 1: every mode decays at rate 1, so E and every ‖ρ‖²_{Ḣ^q} decay like e^{−2t}.
+* s > 1, power-law data |ρ_k(0)|² ∝ |k|^{−p} in d dimensions: summing the modes in shells,
+
+      ‖ρ_t‖²_{Ḣ^q} ≈ Σ_k |k|^{2q−p} e^{−2|k|^{2−2s} t} ≈ ∫ κ^{2q−p+d−1} e^{−2κ^{2−2s} t} dκ
+                    = C t^{−(p−d−2q)/(2s−2)}   (substitute u = κ^{2−2s} t),
+
+  and E = ½‖ρ‖²_{Ḣ^{−s}} is the case q = −s: E ~ t^{−(2s+p−d)/(2s−2)}. The integral converges at
+  κ → 0 and ∞ when p − d − 2q > 0; on a grid with K resolved modes the law holds for
+  1 ≪ t ≪ K^{2s−2}, after which the slowest resolved mode decays exponentially.
+* s > 1, ρ0 ∈ H^r: Σ |k|^{2q} |ρ_k|² e^{−2|k|^{2−2s}t} ≤ sup_κ κ^{2q−2r} e^{−2κ^{2−2s}t} ‖ρ0‖²_{H^r},
+  and the supremum is attained at κ ~ t^{1/(2s−2)}, giving ‖ρ_t‖²_{Ḣ^q} ≲ t^{−(r−q)/(s−1)} and
+  E ≲ t^{−(s+r)/(s−1)} (q = −s); sharp for data whose spectrum saturates the bound.
+  Power-law data lie in H^r for every r < (p − d)/2, which recovers the exponents above.
+
+Fitting window (automatic)
+--------------------------
+Points are eligible when t > 0, the value is positive and finite, the resolution monitor
+(``tail_fraction``) is at most ``TAIL_LIMIT`` and, for power laws, t ≥ ``T_MIN``. Among the
+windows of eligible points spanning one decade of t (one unit of t for exponential fits), the
+one whose local slopes d log y / d log t have the smallest standard deviation is chosen (ties
+go to the later window). This leaves out the initial transient, where the slope still drifts,
+and the late regime, where resolution or round-off bend the curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.stats
+
+__all__ = ["energy_exponent", "norm_exponent", "energy_bound_exponent", "norm_bound_exponent", "Fit",
+           "fit_power_law", "fit_exponential", "local_slopes", "auto_window", "predicted_exponents", "rate_table",
+           "TAIL_LIMIT"]
+
+#: Largest share of ‖ρ‖²_{L²} in the top third of resolved modes for a point to be fitted.
+TAIL_LIMIT = 1e-2
+#: Earliest time fitted by power laws (the law holds for t ≫ 1).
+T_MIN = 1.0
+
+
+# ============================================================================ theory
+def energy_exponent(s: float, p: float, d: int) -> float:
+    """Decay exponent of E for power-law data: E ~ t^{−(2s + p − d)/(2s − 2)} (s > 1)."""
+    _check_s(s)
+    return (2 * s + p - d) / (2 * s - 2)
+
+
+def norm_exponent(s: float, p: float, d: int, q: float) -> float:
+    """Decay exponent of ‖ρ‖²_{Ḣ^q} for power-law data: t^{−(p − d − 2q)/(2s − 2)} (s > 1)."""
+    _check_s(s)
+    return (p - d - 2 * q) / (2 * s - 2)
+
+
+def energy_bound_exponent(s: float, r: float) -> float:
+    """E ≲ t^{−(s + r)/(s − 1)} when ρ0 ∈ H^r (s > 1)."""
+    _check_s(s)
+    return (s + r) / (s - 1)
+
+
+def norm_bound_exponent(s: float, r: float, q: float) -> float:
+    """‖ρ_t‖²_{Ḣ^q} ≲ t^{−(r − q)/(s − 1)} when ρ0 ∈ H^r (s > 1)."""
+    _check_s(s)
+    return (r - q) / (s - 1)
+
+
+def _check_s(s):
+    if not s > 1:
+        raise ValueError(f"s={s!r}: power-law rates need s > 1 (s = 1 converges exponentially)")
+
+
+# ============================================================================ fits
+@dataclass(frozen=True)
+class Fit:
+    """A fitted decay law y ≈ C t^{−exponent} (power) or y ≈ C e^{−exponent·t} (exponential).
+
+    ``ci`` is the two-sided confidence interval of the exponent at level ``confidence`` from
+    the least-squares standard error and Student's t with n − 2 degrees of freedom.
+    """
+
+    kind: str
+    exponent: float
+    stderr: float
+    ci: tuple
+    window: tuple
+    n: int
+    prefactor: float
+    confidence: float
+
+
+def _linear_fit(x, y, kind, t, confidence) -> Fit:
+    if len(x) < 3:
+        raise ValueError(f"window={_window_text(t)}: {len(x)} points; a fit needs at least 3")
+    result = scipy.stats.linregress(x, y)
+    quantile = scipy.stats.t.ppf(0.5 + confidence / 2, len(x) - 2)
+    exponent = -result.slope
+    half = quantile * result.stderr
+    return Fit(kind=kind, exponent=float(exponent), stderr=float(result.stderr), ci=(exponent - half, exponent + half),
+               window=(float(t[0]), float(t[-1])), n=len(x), prefactor=float(np.exp(result.intercept)),
+               confidence=confidence)
+
+
+def _window_text(t):
+    return f"[{t[0]:.4g}, {t[-1]:.4g}]" if len(t) else "[]"
+
+
+def _select(t, y, window, name):
+    t, y = np.asarray(t, dtype=float), np.asarray(y, dtype=float)
+    if window is not None:
+        mask = (t >= window[0]) & (t <= window[1])
+        t, y = t[mask], y[mask]
+    bad = ~(y > 0) | ~np.isfinite(y)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{name}: value {y[i]!r} at t={t[i]:.6g}; a logarithmic fit needs positive finite values")
+    return t, y
+
+
+def fit_power_law(t, y, window=None, confidence=0.95, name="y") -> Fit:
+    """Fit log y = log C − a log t over ``window`` = (t0, t1); returns the exponent a."""
+    t, y = _select(t, y, window, name)
+    if np.any(t <= 0):
+        raise ValueError(f"{name}: t={t[t <= 0][0]!r} in the window; a power-law fit needs t > 0")
+    return _linear_fit(np.log(t), np.log(y), "power", t, confidence)
+
+
+def fit_exponential(t, y, window=None, confidence=0.95, name="y") -> Fit:
+    """Fit log y = log C − λ t over ``window``; returns the rate λ."""
+    t, y = _select(t, y, window, name)
+    return _linear_fit(t, np.log(y), "exponential", t, confidence)
+
+
+def local_slopes(t, y, kind="power") -> np.ndarray:
+    """−d log y / d log t (power) or −d log y / dt (exponential), by centred differences."""
+    t, y = np.asarray(t, dtype=float), np.asarray(y, dtype=float)
+    x = np.log(t) if kind == "power" else t
+    return -np.gradient(np.log(y), x)
+
+
+def auto_window(t, y, tail_fraction=None, kind="power", span=None) -> tuple:
+    """The fitting window chosen by the rule in the module docstring.
+
+    Parameters
+    ----------
+    t, y : array_like
+        The series (t increasing).
+    tail_fraction : array_like, optional
+        The resolution monitor at the same times.
+    kind : {"power", "exponential"}
+    span : float, optional
+        Width of the candidate windows: a factor in t (power, default 10) or a length
+        (exponential, default 1).
+
+    Returns
+    -------
+    (t0, t1)
+    """
+    t, y = np.asarray(t, dtype=float), np.asarray(y, dtype=float)
+    ok = np.isfinite(y) & (y > 0) & (t > 0)
+    if tail_fraction is not None:
+        ok &= np.asarray(tail_fraction) <= TAIL_LIMIT
+    if kind == "power":
+        ok &= t >= T_MIN
+    index = np.flatnonzero(ok)
+    # the longest run of consecutive eligible points
+    if index.size:
+        runs = np.split(index, np.flatnonzero(np.diff(index) > 1) + 1)
+        index = max(runs, key=len)
+    if index.size < 3:
+        raise ValueError(f"no window of at least 3 usable points (t > 0, y > 0, resolved) in t={_window_text(t)}")
+    tt, yy = t[index], y[index]
+    slopes = local_slopes(tt, yy, kind)
+    x = np.log(tt) if kind == "power" else tt
+    width = math.log(span or 10.0) if kind == "power" else (span or 1.0)
+    best, best_score = (tt[0], tt[-1]), math.inf
+    for i in range(len(tt)):
+        end = x[i] + width * (1 - 1e-6)  # sampled times carry rounding: 0.1 * 12 ≠ 1.2
+        j = int(np.searchsorted(x, end, side="left")) + 1
+        if j > len(x):  # the window would run past the data
+            break
+        if j - i < 3:
+            continue
+        score = float(np.std(slopes[i:j]))
+        if score <= best_score:
+            best, best_score = (tt[i], tt[j - 1]), score
+    return best
+
+
+# ============================================================================ theory for a run
+def _spectrum_exponent(cfg) -> tuple[float, int] | None:
+    """(p, effective d) of the initial data, when it has a power-law spectrum."""
+    spec = cfg["initial"]["density"]
+    family = spec.get("family") if isinstance(spec, dict) else spec
+    if family == "powerlaw":
+        return float(spec["p"]), cfg["grid"]["d"]
+    if family == "kink":
+        return 4.0, 1  # a function of x_1 alone: a 1-D spectrum k^{-4}
+    return None
+
+
+def predicted_exponents(cfg, orders) -> dict:
+    """Predicted decay laws of E and of the ‖ρ‖²_{Ḣ^q} for a run's configuration.
+
+    Returns {quantity: (kind, exponent)} for the quantities theory predicts: with a uniform
+    target, s = 1 gives ("exponential", 2) for all; s > 1 with power-law data gives the power
+    exponents. Quantities without a prediction are left out.
+    """
+    if cfg["model"]["target"] != "uniform":
+        return {}
+    s = cfg["model"]["s"]
+    names = ["energy"] + [f"norm2_q={q:g}" for q in orders]
+    if s == 1:
+        return {name: ("exponential", 2.0) for name in names}
+    spectrum = _spectrum_exponent(cfg)
+    if s < 1 or spectrum is None:
+        return {}
+    p, d = spectrum
+    out = {"energy": ("power", energy_exponent(s, p, d))}
+    for q in orders:
+        if p - d - 2 * q > 0:
+            out[f"norm2_q={q:g}"] = ("power", norm_exponent(s, p, d, q))
+    return out
+
+
+def series(run) -> dict:
+    """{quantity: values} of a run: the energy and the squared Sobolev norms."""
+    d = run.diagnostics
+    if "energy" not in d or "t" not in d or len(d["t"]) == 0:
+        raise ValueError("the run file has no diagnostics (/diagnostics/t and /diagnostics/energy)")
+    out = {"energy": d["energy"]}
+    for j, q in enumerate(run.orders):
+        out[f"norm2_q={q:g}"] = d["sobolev_norms"][:, j] ** 2
+    return out
+
+
+def rate_table(run, confidence=0.95) -> list[dict]:
+    """One row per quantity: fit (automatic window), prediction and relative deviation."""
+    predicted = predicted_exponents(run.config, run.orders)
+    t = run.diagnostics["t"]
+    tail = run.diagnostics.get("tail_fraction")
+    rows = []
+    for name, y in series(run).items():
+        kind, expected = predicted.get(name, ("exponential" if run.config["model"]["s"] == 1 else "power", None))
+        try:
+            window = auto_window(t, y, tail, kind=kind)
+            fit = (fit_power_law if kind == "power" else fit_exponential)(t, y, window, confidence, name=name)
+        except ValueError as err:
+            rows.append({"quantity": name, "kind": kind, "fit": None, "predicted": expected, "note": str(err)})
+            continue
+        deviation = None if expected is None else (fit.exponent - expected) / expected
+        rows.append({"quantity": name, "kind": kind, "fit": fit, "predicted": expected, "deviation": deviation})
+    return rows
+
+
+def format_table(rows) -> str:
+    """A markdown table of :func:`rate_table` rows."""
+    lines = ["| quantity | law | fitted exponent ± CI | window | predicted | deviation |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        law = "t^-a" if row["kind"] == "power" else "e^-at"
+        fit = row["fit"]
+        if fit is None:
+            lines.append(f"| {row['quantity']} | {law} | — | {row['note']} | — | — |")
+            continue
+        half = (fit.ci[1] - fit.ci[0]) / 2
+        predicted = "—" if row["predicted"] is None else f"{row['predicted']:.4g}"
+        deviation = "—" if row.get("deviation") is None else f"{100 * row['deviation']:+.2f} %"
+        lines.append(f"| {row['quantity']} | {law} | {fit.exponent:.4f} ± {half:.2g} | "
+                     f"[{fit.window[0]:.4g}, {fit.window[1]:.4g}] ({fit.n} pts) | {predicted} | {deviation} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sobolev_flow.rates",
+                                     description="Fit decay exponents of a run and compare them with theory.")
+    parser.add_argument("run", help="HDF5 run file")
+    parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
+    args = parser.parse_args(argv)
+    from .storage import open_run
+
+    try:
+        run = open_run(args.run)
+        rows = rate_table(run, args.confidence)
+    except (OSError, KeyError) as err:
+        print(f"error: run={args.run!r}: cannot read the run file ({err})", file=sys.stderr)
+        return 2
+    except ValueError as err:
+        print(f"error: run={args.run!r}: {err}", file=sys.stderr)
+        return 2
+    cfg = run.config
+    print(f"{args.run}: d={cfg['grid']['d']}, n={cfg['grid']['n']}, s={cfg['model']['s']:g}, "
+          f"initial={cfg['initial']['density']}, target={cfg['model']['target']}")
+    print(format_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
