@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import platform
 import statistics
 import time
@@ -134,15 +135,23 @@ def cpu_model() -> str:
 
 
 def versions_header() -> str:
-    """One line with the library versions and the CPU model."""
+    """One line with the library versions, the CPU model and the current 1-minute load average.
+
+    The load matters: with 2 cores, FFTW with ``threads=2`` slows down sharply when another
+    process keeps one core busy.
+    """
     try:
         import pyfftw
 
         fftw = pyfftw.__version__
     except ImportError:
         fftw = "not installed"
+    try:
+        load = ", load average {:.2f}".format(os.getloadavg()[0])
+    except (AttributeError, OSError):  # pragma: no cover - not Unix
+        load = ""
     return (f"numpy {np.__version__}, pyfftw {fftw}, Python {platform.python_version()}, "
-            f"CPU: {cpu_model()}")
+            f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs{load})")
 
 
 def smooth_state(grid: Torus, rng: np.random.Generator) -> np.ndarray:

@@ -89,12 +89,19 @@ class Flow:
         self.threads = self._inverse.threads
         self.fft_effort = fft_effort
         self._blocks = grid.embedding()
-        k = grid.wavenumbers()
-        scale = 1.0 / math.prod(grid.padded_shape)
-        # ∂_j ψ_k = i k_j K̂ ρ_k (zero on the Nyquist planes, which K̂ already excludes)
-        self._grad = [np.ascontiguousarray(np.broadcast_to(1j * kj * self.weights, grid.spectral_shape)) for kj in k]
+        self._field_blocks = [((slice(None),) + src, (slice(None),) + dst) for src, dst in self._blocks]
+        self._padding = _padding_slabs(grid)
+        # K̂ on the padded layout (zero in the padding) and i k_j as broadcast vectors there, so
+        # that ψ and ∇ψ are formed by contiguous products on the whole padded arrays
+        self._weights_padded = np.zeros(grid.padded_spectral_shape)
+        for src, dst in self._blocks:
+            self._weights_padded[dst] = self.weights[src]
+        self._ik_padded = [1j * kj for kj in Torus(grid.padded_shape).wavenumbers()]
         # (div F)_k = i k · F_k, with the forward FFT's normalisation 1/size(padded) folded in
-        self._div = [np.ascontiguousarray(np.broadcast_to(1j * kj * scale * grid.resolved, grid.spectral_shape)) for kj in k]
+        scale = 1.0 / math.prod(grid.padded_shape)
+        self._ik_div = [1j * scale * kj for kj in grid.wavenumbers()]
+        # the resolved flux, gathered contiguously; entries no block writes (Nyquist) stay 0
+        self._flux = np.zeros((d,) + grid.spectral_shape, dtype=complex)
         self._tmp = np.empty(grid.spectral_shape, dtype=complex)
         if self.uniform and self.stabilisation == self.nu_hat.flat[0].real:
             self._offset = None
@@ -130,12 +137,15 @@ class Flow:
         """
         self.evaluations += 1
         spec = self._inverse.spectral
-        # 1. ρ and ∇ψ into the zero-padded spectral buffer (c2r transforms destroy it, so it is refilled)
-        spec.fill(0)
+        # 1. ρ into the zero-padded spectral buffer (the c2r destroys it: its padding is re-zeroed),
+        #    then ψ = K̂ ρ and ∂_j ψ = i k_j ψ by whole-array products (K̂ vanishes in the padding)
+        for index in self._padding:
+            spec[0][index] = 0.0
         for src, dst in self._blocks:
             spec[0][dst] = rho_hat[src]
-            for j, grad in enumerate(self._grad):
-                np.multiply(grad[src], rho_hat[src], out=spec[1 + j][dst])
+        np.multiply(self._weights_padded, spec[0], out=spec[1])
+        for j in reversed(range(self.grid.d)):  # j = 0 last: it overwrites ψ in spec[1]
+            np.multiply(spec[1], self._ik_padded[j], out=spec[1 + j])
         # 2. to the padded grid: phys[0] = ρ, phys[1 + j] = ∂_j ψ
         phys = self._inverse.backward()
         if self._offset is not None:
@@ -147,27 +157,45 @@ class Flow:
         # 3. flux F_j = (μ − ν̄) ∂_j ψ, in place in the forward transform's input
         phys[1:] *= phys[0]
         flux = self._forward.forward()
-        # 4. divergence, truncated to the resolved modes
-        tmp = self._tmp
-        for src, dst in self._blocks:
-            np.multiply(self._div[0][src], flux[0][dst], out=out[src])
-            for j in range(1, self.grid.d):
-                np.multiply(self._div[j][src], flux[j][dst], out=tmp[src])
-                out[src] += tmp[src]
-        self._zero_unfilled(out)
-        return info
-
-    def _zero_unfilled(self, out):
-        """Zero the Nyquist planes, which the 3/2 embedding does not write."""
+        # 4. divergence of the resolved modes: gather them contiguously, then i k · F
+        gathered = self._flux
+        for src, dst in self._field_blocks:
+            gathered[src] = flux[dst]
+        np.multiply(gathered[0], self._ik_div[0], out=out)
+        for j in range(1, self.grid.d):
+            np.multiply(gathered[j], self._ik_div[j], out=self._tmp)
+            out += self._tmp
         if self.grid.dealias == "2/3":
-            return
-        for axis, n in enumerate(self.grid.shape):
-            index = [slice(None)] * self.grid.d
-            index[axis] = n // 2
-            out[tuple(index)] = 0.0
+            out *= self.grid.resolved
+        return info
 
     def rhs(self, rho_hat: np.ndarray, out: np.ndarray) -> np.ndarray:
         """out ← L ρ + N(ρ), the full right-hand side."""
         self.explicit(rho_hat, out)
         out += self.linear * rho_hat
         return out
+
+
+def _padding_slabs(grid: Torus) -> list:
+    """Disjoint slices of the padded spectral layout that no embedding block writes.
+
+    Along axis a the slab takes the gap between the kept wavenumbers, every index on the later
+    axes and only the kept ranges on the earlier ones (2^a slabs). Empty for 2/3 truncation.
+    """
+    if grid.dealias == "2/3":
+        return []
+    kept, gaps = [], []
+    for axis, (n, m) in enumerate(zip(grid.shape, grid.padded_shape)):
+        if axis < grid.d - 1:
+            kept.append([slice(0, n // 2), slice(m - n // 2 + 1, m)])
+            gaps.append(slice(n // 2, m - n // 2 + 1))
+        else:
+            kept.append([slice(0, n // 2)])
+            gaps.append(slice(n // 2, m // 2 + 1))
+    slabs = []
+    for axis in range(grid.d):
+        prefixes = [()]
+        for earlier in kept[:axis]:
+            prefixes = [p + (s,) for p in prefixes for s in earlier]
+        slabs += [p + (gaps[axis],) + (slice(None),) * (grid.d - axis - 1) for p in prefixes]
+    return slabs
