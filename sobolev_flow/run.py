@@ -144,12 +144,50 @@ def sobolev_orders(cfg):
     return [-cfg["model"]["s"], -1.0, 0.0, 1.0] if orders is None else orders
 
 
+def run(config=None, overrides=(), output=None, overwrite=False, restart=False) -> pathlib.Path:
+    """Run a configuration and return the path of its run file (the library entry point).
+
+    Parameters
+    ----------
+    config : str or path, optional
+        A TOML file; None runs the embedded default.
+    overrides : sequence of str
+        ``KEY=VALUE`` overrides, as with ``--set``.
+    output, overwrite, restart
+        As the command-line options of the same names.
+
+    Raises
+    ------
+    ValueError
+        Bad input (a :class:`~sobolev_flow.config.ConfigError` names the key and value).
+    RuntimeError, FloatingPointError
+        The solver failed (step-size underflow, non-finite state).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from sobolev_flow import open_run
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = run(overrides=["grid.n=16", "time.t_end=1.0"], output=pathlib.Path(tmp) / "run.h5")
+    ...     energy = open_run(path).diagnostics["energy"]
+    >>> bool(energy[-1] < energy[0])
+    True
+    """
+    args = argparse.Namespace(config=None if config is None else str(config), overrides=list(overrides),
+                              output=None if output is None else str(output), overwrite=overwrite, restart=restart,
+                              dry_run=False, quiet=True)
+    cfg, path, _ = configure(args)
+    solver = build(cfg, pathlib.Path(args.config).parent if args.config else pathlib.Path("."))
+    simulate(cfg, path, solver, restart=restart, overwrite=overwrite)
+    return path
+
+
 def main(argv=None) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        cfg, path, stored = configure(args)
+        cfg, path, _ = configure(args)
         base_dir = pathlib.Path(args.config).parent if args.config else pathlib.Path(".")
         if args.dry_run:
             grid = Torus(grid_shape(cfg), dealias=cfg["grid"]["dealias"])
@@ -161,11 +199,39 @@ def main(argv=None) -> int:
     except ValueError as err:  # ConfigError is a ValueError; so are the solver's input checks
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return execute(cfg, path, solver, restart=args.restart, overwrite=args.overwrite, quiet=args.quiet)
+    flag: dict = {}
+    previous = {sig: signal.signal(sig, _handler(flag)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summary = simulate(cfg, path, solver, restart=args.restart, overwrite=args.overwrite,
+                           bar=not args.quiet and sys.stderr.isatty(), interrupt=flag)
+    except Interrupted as stop:
+        print(f"interrupted at t={solver.t:.6g} (step {solver.steps}); state saved in {path}; "
+              "continue with --restart", file=sys.stderr)
+        return 128 + stop.signum
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (RuntimeError, FloatingPointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print(f"sobolev_flow {__version__}: d={solver.grid.d}, shape={solver.grid.shape}, s={cfg['model']['s']:g}, "
+          f"scheme={solver.scheme.name}, fft={solver.flow.fft_backend} x{solver.flow.threads}")
+    print(f"t_end={solver.t:g}: steps {solver.steps} (rejected {solver.rejected}), rhs evaluations "
+          f"{summary['rhs_evaluations']}, wall time {summary['wall_time']:.2f} s, final E {summary['energy']:.4e}")
+    print(f"run file: {path}")
+    return 0
 
 
-def execute(cfg, path, solver, restart, overwrite, quiet) -> int:
-    """Open the run file, drive the solver with its trackers, and report."""
+def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, interrupt=None) -> dict:
+    """Open the run file, drive the solver with its trackers to t_end, close the file.
+
+    On :class:`~sobolev_flow.trackers.Interrupted` (a signal noted in ``interrupt``) a
+    checkpoint is written before the exception propagates. Returns the wall time, the
+    right-hand-side evaluations of this call and the final energy.
+    """
     t_end = cfg["time"]["t_end"]
     orders = sobolev_orders(cfg)
     metadata = {"fft_backend": solver.flow.fft_backend, "threads": solver.flow.threads,
@@ -174,8 +240,7 @@ def execute(cfg, path, solver, restart, overwrite, quiet) -> int:
         writer, _, checkpoint = RunWriter.reopen(path)
         if t_end < checkpoint["t"]:
             writer.close()
-            print(f"error: time.t_end={t_end!r}: the checkpoint is already at t={checkpoint['t']!r}", file=sys.stderr)
-            return 2
+            raise ConfigError(f"time.t_end={t_end!r}: the checkpoint is already at t={checkpoint['t']!r}")
         solver.restore(checkpoint)
         writer.begin(cfg, note={"t": checkpoint["t"], "t_end": t_end,
                                 "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -183,42 +248,28 @@ def execute(cfg, path, solver, restart, overwrite, quiet) -> int:
     else:
         writer = RunWriter.create(path, solver.grid, solver.rho_hat.shape, cfg, metadata, orders, overwrite=overwrite)
         writer.begin()
-    flag: dict = {}
     checkpointer = CheckpointTracker(writer, seconds=cfg["output"]["checkpoint_seconds"],
                                      steps=cfg["output"]["checkpoint_steps"])
+    progress = ProgressTracker(t_end, bar=bar)
     trackers = [
         SnapshotTracker(schedule_times(cfg["output"]["snapshots"], t_end), writer),
         DiagnosticsTracker(schedule_times(cfg["output"]["diagnostics"], t_end), writer, orders),
         checkpointer,
-        ProgressTracker(t_end, bar=not quiet and sys.stderr.isatty()),
-        InterruptTracker(flag),
+        progress,
+        InterruptTracker(interrupt if interrupt is not None else {}),
     ]
-    previous = {sig: signal.signal(sig, _handler(flag)) for sig in (signal.SIGINT, signal.SIGTERM)}
     start = time.perf_counter()
     evaluations0 = solver.flow.evaluations
     try:
         drive(solver, t_end, trackers)
-    except Interrupted as stop:
+    except Interrupted:
         checkpointer.save(solver)
-        trackers[3].finish(solver)
-        print(f"interrupted at t={solver.t:.6g} (step {solver.steps}); state saved in {path}; "
-              "continue with --restart", file=sys.stderr)
-        return 128 + stop.signum
-    except (RuntimeError, FloatingPointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        progress.finish(solver)
+        raise
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         writer.close()
-    wall = time.perf_counter() - start
-    energy = solver.diagnostics()[2]
-    print(f"sobolev_flow {__version__}: d={solver.grid.d}, shape={solver.grid.shape}, s={cfg['model']['s']:g}, "
-          f"scheme={solver.scheme.name}, fft={solver.flow.fft_backend} x{solver.flow.threads}")
-    print(f"t_end={solver.t:g}: steps {solver.steps} (rejected {solver.rejected}), rhs evaluations "
-          f"{solver.flow.evaluations - evaluations0}, wall time {wall:.2f} s, final E {energy:.4e}")
-    print(f"run file: {path}")
-    return 0
+    return {"wall_time": time.perf_counter() - start, "rhs_evaluations": solver.flow.evaluations - evaluations0,
+            "energy": solver.diagnostics()[2]}
 
 
 def _handler(flag):
