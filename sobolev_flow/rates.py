@@ -123,7 +123,7 @@ def _select(t, y, window, name):
     bad = ~(y > 0) | ~np.isfinite(y)
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(f"{name}: value {y[i]!r} at t={t[i]:.6g}; a logarithmic fit needs positive finite values")
+        raise ValueError(f"{name}: value {float(y[i])!r} at t={t[i]:.6g}; a logarithmic fit needs positive finite values")
     return t, y
 
 
@@ -131,7 +131,7 @@ def fit_power_law(t, y, window=None, confidence=0.95, name="y") -> Fit:
     """Fit log y = log C − a log t over ``window`` = (t0, t1); returns the exponent a."""
     t, y = _select(t, y, window, name)
     if np.any(t <= 0):
-        raise ValueError(f"{name}: t={t[t <= 0][0]!r} in the window; a power-law fit needs t > 0")
+        raise ValueError(f"{name}: t={float(t[t <= 0][0])!r} in the window; a power-law fit needs t > 0")
     return _linear_fit(np.log(t), np.log(y), "power", t, confidence)
 
 

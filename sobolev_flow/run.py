@@ -269,7 +269,7 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
     finally:
         writer.close()
     return {"wall_time": time.perf_counter() - start, "rhs_evaluations": solver.flow.evaluations - evaluations0,
-            "energy": solver.diagnostics()[2]}
+            "energy": solver.diagnostics()["energy"]}
 
 
 def _handler(flag):

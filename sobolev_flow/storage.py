@@ -7,13 +7,13 @@ Schema (all times in the units of the flow, densities relative to dm = dx/(2π)^
     /grid/x0 … x{d-1}    coordinates, dimension scales of /snapshots/mu
     /snapshots/t         (n_snap,)                requested snapshot times, hit exactly
     /snapshots/mu        (n_snap, *grid.shape)    μ on the grid
-    /diagnostics/t, step, dt, energy, dissipation, mass, min_mu, max_speed, tail_fraction
-                         (n_diag,)                at the requested diagnostic times
+    /diagnostics/t, step, dt, energy, dissipation, mass, min_mu, max_speed, tail_fraction,
+                 energy_balance  (n_diag,)        at the requested diagnostic times
     /diagnostics/sobolev_norms  (n_diag, n_q)     ‖μ − ν‖_{Ḣ^q}, attribute ``orders`` = q
     /checkpoint/current  () int                   0: none, 1: slot a, 2: slot b
     /checkpoint/a, /checkpoint/b                  rho_hat (spectral state), t, dt_next, last_dt,
                                                   steps, rejected, evaluations, n_snapshots,
-                                                  n_diagnostics
+                                                  n_diagnostics, energy0, dissipated
 
 The file is written in SWMR mode and flushed after every write, so another process can read
 it while it runs (:func:`open_run` does). A checkpoint is written into the slot that is not
@@ -44,9 +44,12 @@ FORMAT = "sobolev_flow run"
 FORMAT_VERSION = 1
 
 #: Scalar diagnostic series, in the order of :meth:`Solver.diagnostics` plus ``step``.
-DIAGNOSTIC_SERIES = ("t", "dt", "energy", "dissipation", "mass", "min_mu", "max_speed", "tail_fraction")
+DIAGNOSTIC_SERIES = ("t", "dt", "energy", "dissipation", "mass", "min_mu", "max_speed", "tail_fraction",
+                     "energy_balance")
 
-_CHECKPOINT_SCALARS = ("t", "dt_next", "last_dt", "steps", "rejected", "evaluations", "n_snapshots", "n_diagnostics")
+_CHECKPOINT_SCALARS = ("t", "dt_next", "last_dt", "steps", "rejected", "evaluations", "n_snapshots", "n_diagnostics",
+                       "energy0", "dissipated")
+_FLOAT_SCALARS = ("t", "dt_next", "last_dt", "energy0", "dissipated")
 
 
 def _h5py():
@@ -153,7 +156,7 @@ class RunWriter:
                 g = ckpt.create_group(slot)
                 g.create_dataset("rho_hat", shape=spectral_shape, dtype=complex)
                 for name in _CHECKPOINT_SCALARS:
-                    g.create_dataset(name, data=0.0 if name in ("t", "dt_next", "last_dt") else 0)
+                    g.create_dataset(name, data=0.0 if name in _FLOAT_SCALARS else 0)
             f.flush()
         except BaseException:
             f.close()
@@ -294,7 +297,7 @@ def read_checkpoint(f) -> dict | None:
     out = {"rho_hat": group["rho_hat"][...]}
     for name in _CHECKPOINT_SCALARS:
         value = group[name][()]
-        out[name] = float(value) if name in ("t", "dt_next", "last_dt") else int(value)
+        out[name] = float(value) if name in _FLOAT_SCALARS else int(value)
     return out
 
 

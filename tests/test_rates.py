@@ -1,0 +1,135 @@
+"""Theory exponents, fits and their confidence intervals, window choice, the rates and plot commands."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sobolev_flow import Torus, open_run, solve
+from sobolev_flow.rates import (auto_window, energy_bound_exponent, energy_exponent, fit_exponential, fit_power_law,
+                                local_slopes, norm_bound_exponent, norm_exponent, predicted_exponents)
+from sobolev_flow.run import run
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_exponents_from_the_shell_sum():
+    """(2s+p−d)/(2s−2) for E; check against a direct sum Σ_k |k|^{2q−p} e^{−2|k|^{2−2s} t} in 1-D."""
+    assert energy_exponent(2, 4, 1) == 3.5 and energy_exponent(1.5, 4, 1) == 6 and energy_exponent(3, 4, 1) == 2.25
+    assert norm_exponent(2, 4, 1, -1) == 2.5 and norm_exponent(2, 4, 1, 0) == 1.5
+    assert energy_exponent(2, 4, 1) == norm_exponent(2, 4, 1, -2)  # E = ½‖ρ‖²_{Ḣ^{-s}}
+    # power-law data are in H^r for r < (p − d)/2: the bound exponents reach the exact ones there
+    assert energy_bound_exponent(2, (4 - 1) / 2) == energy_exponent(2, 4, 1)
+    assert norm_bound_exponent(2, 1.5, 0) == norm_exponent(2, 4, 1, 0)
+    k = np.arange(1, 2_000_000, dtype=float)
+    s, p, q = 2.0, 4.0, -1.0
+    t = np.array([1e3, 1e4])
+    sums = [np.sum(k ** (2 * q - p) * np.exp(-2 * k ** (2 - 2 * s) * ti)) for ti in t]
+    measured = -np.log(sums[1] / sums[0]) / np.log(t[1] / t[0])
+    assert abs(measured - norm_exponent(s, p, 1, q)) < 1e-3
+    with pytest.raises(ValueError, match=r"^s=1: power-law rates need s > 1"):
+        energy_exponent(1, 4, 1)
+
+
+def test_power_law_fit_recovers_exponent_and_its_interval_covers(rng):
+    """Noise of known size: the 95 % interval covers the true exponent in about 95 % of trials."""
+    t = np.geomspace(1, 100, 30)
+    hits = 0
+    for _ in range(400):
+        y = 3.0 * t**-2.5 * np.exp(0.05 * rng.standard_normal(t.size))
+        fit = fit_power_law(t, y)
+        hits += fit.ci[0] <= 2.5 <= fit.ci[1]
+    assert 0.92 <= hits / 400 <= 0.98
+    exact = fit_power_law(t, 3.0 * t**-2.5)
+    assert abs(exact.exponent - 2.5) < 1e-12 and abs(exact.prefactor - 3.0) < 1e-11 and exact.n == 30
+
+
+def test_exponential_fit_and_local_slopes():
+    t = np.linspace(0, 5, 51)
+    y = 0.7 * np.exp(-2 * t)
+    fit = fit_exponential(t, y, window=(1, 4))
+    assert abs(fit.exponent - 2) < 1e-12 and fit.window == (1.0, 4.0) and fit.n == 31
+    np.testing.assert_allclose(local_slopes(t, y, "exponential"), 2, rtol=1e-10)
+    tp = np.geomspace(1, 1e3, 40)
+    np.testing.assert_allclose(local_slopes(tp, tp**-1.5), 1.5, rtol=1e-10)
+
+
+def test_auto_window_skips_transient_and_unresolved_tail():
+    t = np.geomspace(0.01, 1e5, 181)
+    y = t**-3 * (1 + 5 / t)  # transient: the slope tends to 3 as t grows
+    tail = np.where(t > 1e4, 0.5, 1e-6)  # resolution lost beyond 1e4
+    window = auto_window(t, y, tail)
+    assert window[1] <= 1e4 and window[0] >= 500
+    fit = fit_power_law(t, y, window)
+    assert abs(fit.exponent - 3) < 0.01
+
+
+def test_bad_input_to_fits():
+    t = np.geomspace(1, 10, 10)
+    with pytest.raises(ValueError, match=r"^window=\[1, 1.292\]: 2 points; a fit needs at least 3$"):
+        fit_power_law(t, t**-2, window=(1, 1.3))
+    y = t**-2
+    y[4] = -1.0
+    with pytest.raises(ValueError, match=r"^energy: value -1.0 at t=2.78256; a logarithmic fit needs positive finite values$"):
+        fit_power_law(t, y, name="energy")
+    with pytest.raises(ValueError, match=r"^no window of at least 3 usable points"):
+        auto_window(t, np.zeros_like(t))
+
+
+def test_predictions_follow_the_configuration():
+    cfg = {"model": {"s": 2.0, "target": "uniform"}, "grid": {"d": 2},
+           "initial": {"density": {"family": "powerlaw", "p": 5.0}}}
+    pred = predicted_exponents(cfg, [-2.0, 0.0, 2.0])
+    assert pred["energy"] == ("power", 3.5) and pred["norm2_q=0"] == ("power", 1.5)
+    assert "norm2_q=2" not in pred  # p − d − 2q ≤ 0: the norm is not finite for such data
+    cfg["model"]["s"] = 1.0
+    assert set(v for v in predicted_exponents(cfg, [0.0]).values()) == {("exponential", 2.0)}
+    cfg["model"]["target"] = {"family": "bumps"}
+    assert predicted_exponents(cfg, [0.0]) == {}
+
+
+def test_energy_balance_residual_shrinks_with_tolerance():
+    grid = Torus((32, 32))
+    x, y = grid.mesh()
+    mu0 = 1 + 0.7 * np.sin(x) * np.cos(y) + 0.25 * np.cos(x + 2 * y)
+    residuals = []
+    for rtol in (1e-6, 1e-8, 1e-10):
+        d = solve(grid, 2.0, mu0, [5.0], rtol=rtol).diagnostics
+        assert d["energy_balance"][0] == 0
+        residuals.append(np.max(np.abs(d["energy_balance"])) / d["energy"][0])
+    assert residuals[0] > residuals[1] > residuals[2] and residuals[2] < 1e-6
+
+
+def cli(module, *args, cwd):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=300)
+
+
+def test_rates_and_plot_commands_on_a_run(tmp_path):
+    path = run(ROOT / "runs" / "s2_polynomial.toml", ["grid.n=512", "time.t_end=3000.0", "fft.threads=1"],
+               output=tmp_path / "s2.h5")
+    result = cli("sobolev_flow.rates", str(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| energy |"))
+    fitted, predicted, deviation = float(row.split("|")[3].split("±")[0]), float(row.split("|")[5]), row.split("|")[6]
+    assert predicted == 3.5 and abs(fitted - 3.5) / 3.5 < 0.02 and deviation.strip().endswith("%")
+    figure = tmp_path / "fig.png"
+    result = cli("sobolev_flow.plot", str(path), "-o", str(figure), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 20_000
+
+
+def test_rates_command_bad_input(tmp_path):
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    result = cli("sobolev_flow.rates", "junk.h5", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith("error: run='junk.h5': cannot read the run file")
+    assert len(result.stderr.strip().splitlines()) == 1
+    path = run(None, ["grid.n=16", "time.t_end=1.0", "output.diagnostics=[]", "output.snapshots=[]"],
+               output=tmp_path / "short.h5")
+    result = cli("sobolev_flow.rates", str(path), cwd=tmp_path)
+    assert result.returncode == 0
+    assert "no window of at least 3 usable points" in result.stdout  # only t = 0 and t_end: no fit
