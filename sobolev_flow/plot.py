@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from .rates import local_slopes, rate_table, series
+from .rates import analyse, local_slopes, rate_table, series
 
 __all__ = ["plot_snapshots", "plot_decay", "plot_local_slopes", "figure", "main"]
 
@@ -129,16 +129,10 @@ def main(argv=None) -> int:
     parser.add_argument("-o", "--output", required=True, help="image file (png, pdf, svg, ...)")
     parser.add_argument("--dpi", type=int, default=120)
     args = parser.parse_args(argv)
-    from .storage import open_run
-
     try:
-        run = open_run(args.run)
-        fig = figure(run)
-    except (OSError, KeyError) as err:
-        print(f"error: run={args.run!r}: cannot read the run file ({err})", file=sys.stderr)
-        return 2
+        fig = analyse(args.run, figure)
     except ValueError as err:
-        print(f"error: run={args.run!r}: {err}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
         return 2
     try:
         fig.savefig(args.output, dpi=args.dpi)

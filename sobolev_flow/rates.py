@@ -281,22 +281,29 @@ def format_table(rows) -> str:
     return "\n".join(lines)
 
 
+def analyse(path, task):
+    """``task(open_run(path))``, with every failure turned into a ValueError naming the file
+    (for the command lines: one line, exit code 2)."""
+    from .storage import open_run
+
+    try:
+        return task(open_run(path))
+    except (OSError, KeyError) as err:
+        raise ValueError(f"run={str(path)!r}: cannot read the run file ({err})") from None
+    except ValueError as err:
+        raise ValueError(f"run={str(path)!r}: {err}") from None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sobolev_flow.rates",
                                      description="Fit decay exponents of a run and compare them with theory.")
     parser.add_argument("run", help="HDF5 run file")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
     args = parser.parse_args(argv)
-    from .storage import open_run
-
     try:
-        run = open_run(args.run)
-        rows = rate_table(run, args.confidence)
-    except (OSError, KeyError) as err:
-        print(f"error: run={args.run!r}: cannot read the run file ({err})", file=sys.stderr)
-        return 2
+        run, rows = analyse(args.run, lambda run: (run, rate_table(run, args.confidence)))
     except ValueError as err:
-        print(f"error: run={args.run!r}: {err}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
         return 2
     cfg = run.config
     print(f"{args.run}: d={cfg['grid']['d']}, n={cfg['grid']['n']}, s={cfg['model']['s']:g}, "

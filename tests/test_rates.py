@@ -133,3 +133,15 @@ def test_rates_command_bad_input(tmp_path):
     result = cli("sobolev_flow.rates", str(path), cwd=tmp_path)
     assert result.returncode == 0
     assert "no window of at least 3 usable points" in result.stdout  # only t = 0 and t_end: no fit
+
+
+def test_rates_command_on_a_file_without_diagnostics(tmp_path):
+    import h5py
+
+    path = run(None, ["grid.n=16", "time.t_end=1.0"], output=tmp_path / "run.h5")
+    with h5py.File(path, "r+") as f:
+        del f["diagnostics/energy"]
+    result = cli("sobolev_flow.rates", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: run={str(path)!r}: the run file has no diagnostics "
+                                     "(/diagnostics/t and /diagnostics/energy)")
