@@ -20,10 +20,12 @@ from __future__ import annotations
 import logging
 import math
 import os
+import pathlib
+import pickle
 
 import numpy as np
 
-__all__ = ["RealFFT", "BACKENDS", "EFFORTS", "resolve_backend", "default_threads"]
+__all__ = ["RealFFT", "BACKENDS", "EFFORTS", "resolve_backend", "default_threads", "wisdom_path"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,51 @@ def default_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+def wisdom_path(threads: int) -> pathlib.Path:
+    """Where FFTW wisdom for ``threads`` threads is kept.
+
+    ``$SOBOLEV_FLOW_CACHE`` if set, else ``$XDG_CACHE_HOME/sobolev_flow`` (default
+    ``~/.cache/sobolev_flow``); the file name carries the pyfftw version and the thread count,
+    since wisdom is only valid for the FFTW build and the threading it was measured with.
+    """
+    import pyfftw
+
+    base = os.environ.get("SOBOLEV_FLOW_CACHE")
+    if not base:
+        base = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "sobolev_flow"
+    return pathlib.Path(base) / f"fftw-wisdom-pyfftw{pyfftw.__version__}-threads{threads}.pickle"
+
+
+def _import_wisdom(path: pathlib.Path) -> bool:
+    """Load wisdom from ``path`` into FFTW; False (with a warning) if it cannot be used."""
+    import pyfftw
+
+    if not path.is_file():
+        return False
+    try:
+        wisdom = pickle.loads(path.read_bytes())
+        ok = pyfftw.import_wisdom(wisdom)[0]  # double precision, the one used here
+    except Exception as err:  # a corrupt or foreign file must not stop a run
+        log.warning("ignoring unreadable FFTW wisdom %s (%s)", path, err)
+        return False
+    if not ok:
+        log.warning("FFTW rejected the wisdom in %s; planning from scratch", path)
+    return bool(ok)
+
+
+def _export_wisdom(path: pathlib.Path):
+    """Save FFTW's current wisdom to ``path`` atomically (best effort)."""
+    import pyfftw
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_bytes(pickle.dumps(pyfftw.export_wisdom()))
+        os.replace(tmp, path)
+    except OSError as err:
+        log.warning("could not save FFTW wisdom to %s (%s)", path, err)
 
 
 def resolve_backend(backend: str) -> str:
@@ -82,13 +129,20 @@ class RealFFT:
         FFTW threads (default: the available cores, or 1 for transforms of fewer than
         2^15 points per field). Ignored by numpy.
     effort : {"estimate", "measure", "patient", "exhaustive"}
-        FFTW planner effort. "estimate" plans instantly and deterministically.
+        FFTW planner effort. "estimate" plans instantly and deterministically; the others time
+        candidate plans (seconds to minutes for large grids) and may pick different plans in
+        different processes, unless they share wisdom.
+    use_wisdom : bool
+        For efforts other than "estimate", import the per-user wisdom cache
+        (:func:`wisdom_path`) before planning and save it afterwards, so that a size is
+        measured once per machine and thread count and later processes get the same plans.
     physical, spectral : ndarray, optional
         Buffers to plan on instead of allocating new ones (for example a view into a larger
         buffer). Their contents are destroyed by planning.
     """
 
-    def __init__(self, shape, batch=1, backend="auto", threads=None, effort="estimate", physical=None, spectral=None):
+    def __init__(self, shape, batch=1, backend="auto", threads=None, effort="estimate", physical=None, spectral=None,
+                 use_wisdom=True):
         if effort not in EFFORTS:
             raise ValueError(f"fft_effort={effort!r}: expected one of {', '.join(EFFORTS)}")
         self.shape = tuple(shape)
@@ -110,6 +164,10 @@ class RealFFT:
         if self.backend == "pyfftw":
             import pyfftw
 
+            # planning with measurement is slow: reuse and extend the per-user wisdom cache
+            wisdom = wisdom_path(self.threads) if effort != "estimate" and use_wisdom else None
+            if wisdom is not None:
+                _import_wisdom(wisdom)
             flags = ("FFTW_" + effort.upper(), "FFTW_DESTROY_INPUT")
             self._forward = pyfftw.FFTW(
                 self.physical, self.spectral, axes=self.axes, direction="FFTW_FORWARD", flags=flags, threads=self.threads
@@ -117,6 +175,8 @@ class RealFFT:
             self._backward = pyfftw.FFTW(
                 self.spectral, self.physical, axes=self.axes, direction="FFTW_BACKWARD", flags=flags, threads=self.threads
             )
+            if wisdom is not None:
+                _export_wisdom(wisdom)
 
     def forward(self) -> np.ndarray:
         """``spectral`` ← Σ_x ``physical`` e^{-ik·x}; the physical buffer may be destroyed."""

@@ -175,3 +175,24 @@ def test_non_uniform_target_is_reached():
     assert d["energy"][-1] < 1e-9 * d["energy"][0]  # rate at least min ν = 0.5 per unit time in ‖ρ‖
     assert np.max(np.abs(sol.mu[-1] - nu)) < 0.5 * np.exp(-0.5 * 20)  # every mode decays at rate >= min ν
     assert np.max(np.abs(d["mass"] - 1)) < 1e-13
+
+
+def test_fftw_wisdom_is_cached_and_a_corrupt_cache_is_ignored(tmp_path, monkeypatch, caplog):
+    pytest.importorskip("pyfftw")
+    import logging
+
+    from sobolev_flow.fft import RealFFT, wisdom_path
+
+    monkeypatch.setenv("SOBOLEV_FLOW_CACHE", str(tmp_path))
+    path = wisdom_path(1)
+    assert path.parent == tmp_path and "threads1" in path.name
+    RealFFT((24, 20), batch=2, threads=1, effort="measure")
+    assert path.is_file() and path.stat().st_size > 0
+    path.write_bytes(b"not a pickle")
+    with caplog.at_level(logging.WARNING, logger="sobolev_flow.fft"):
+        fft = RealFFT((24, 20), batch=2, threads=1, effort="measure")
+    assert "ignoring unreadable FFTW wisdom" in caplog.text
+    fft.physical[...] = 1.0
+    assert abs(fft.forward()[0, 0, 0] - 480) < 1e-12  # planning still worked
+    RealFFT((16, 16), threads=1, effort="estimate")  # estimate never touches the cache
+    assert path.read_bytes() != b"not a pickle"  # rewritten by the measuring plan
