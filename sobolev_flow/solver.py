@@ -465,18 +465,18 @@ def memory_estimate(grid: Torus, scheme) -> int:
     """Bytes of working memory a run on ``grid`` with ``scheme`` allocates (an estimate).
 
     Counts the spectral state and its work arrays (complex, on the half layout), the
-    exponential-integrator coefficients (real, for 4 cached step sizes), the multipliers
+    exponential-integrator coefficients (real, for 2 cached step sizes), the multipliers
     and the padded transform buffers; excludes snapshots kept by the caller.
     """
     spectral = math.prod(grid.spectral_shape)
     stages = len(scheme.c)
-    complex_arrays = 8 + 2 * stages + 2 * grid.d
+    complex_arrays = 9 + 2 * stages + grid.d
     real_arrays = 6
     if scheme.family == "exponential":
-        real_arrays += 4 * (2 * stages + 1 + len(scheme.a))
+        real_arrays += 2 * (stages + 1 + len(scheme.a) + len(scheme.b))
     padded = math.prod(grid.padded_shape)
     padded_spectral = math.prod(grid.padded_spectral_shape)
-    transforms = (1 + grid.d) * (8 * padded + 16 * padded_spectral) + 2 * 8 * padded
+    transforms = (1 + grid.d) * (8 * padded + 16 * padded_spectral) + 8 * padded_spectral + 2 * 8 * padded
     return 16 * complex_arrays * spectral + 8 * real_arrays * spectral + transforms + 8 * grid.size
 
 

@@ -286,9 +286,10 @@ class _IMEXRKStepper(_Stepper):
 
 class _ExponentialRKStepper(_Stepper):
     """Coefficients are computed on the distinct values of L and gathered, and cached for
-    the few most recent step sizes (step doubling alternates between h and h/2)."""
+    the two most recent step sizes (step doubling alternates between h and h/2). Equal
+    coefficient arrays (e.g. b_2 = b_3 of ETDRK4, e^{c z} for equal c) are stored once."""
 
-    CACHE = 4
+    CACHE = 2
 
     def __init__(self, scheme, flow):
         super().__init__(scheme, flow)
@@ -308,8 +309,17 @@ class _ExponentialRKStepper(_Stepper):
                 memo[(j, c)] = phi(j, c * z)
             return memo[(j, c)]
 
+        gathered: list = []
+
         def gather(values):
-            return np.asarray(values)[self._inverse]
+            """The coefficient on the spectral layout, shared with an equal one gathered before."""
+            values = np.asarray(values, dtype=float)
+            for known, array in gathered:
+                if np.array_equal(known, values):
+                    return array
+            array = values[self._inverse]
+            gathered.append((values, array))
+            return array
 
         s = self.scheme
         coefficients = (

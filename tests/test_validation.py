@@ -118,3 +118,23 @@ def test_times(times):
     grid = Torus((16,))
     check(r"^times=.*: expected a non-empty list of finite times >= 0 in non-decreasing order$",
           lambda: solve(grid, 1, smooth(grid), times))
+
+
+@pytest.mark.parametrize("shape", [(128, 128), (32, 32, 32)])
+def test_memory_estimate_matches_the_measured_peak(shape, scheme):
+    """The up-front estimate is within 25 % of the peak numpy allocation of a short run."""
+    import tracemalloc
+
+    from sobolev_flow import Solver, memory_estimate
+
+    grid = Torus(shape)
+    mu0 = smooth(grid)
+    tracemalloc.start()
+    try:
+        solver = Solver(grid, 2.0, mu0, scheme=scheme.name, threads=1)
+        solver.advance(0.5)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    estimate = memory_estimate(grid, scheme)
+    assert 0.8 <= peak / estimate <= 1.25
