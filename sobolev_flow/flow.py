@@ -8,8 +8,9 @@ The solver's unknown is ρ = μ − ν in Fourier coefficients. With ψ = K ⋆ 
     N(ρ) = div((ρ + ν − ν̄) ∇ψ),
 
 where ν̄ > 0 is a stabilisation constant (ν̄ = max ν by default; ν̄ = 1 for uniform ν, when
-N(ρ) = div(ρ∇ψ) is purely quadratic). The product is formed on the padded grid and the
-divergence taken in Fourier space, so N costs 1 + d inverse and d forward real FFTs. N_0 = 0
+N(ρ) = div(ρ∇ψ) is purely quadratic). The product is formed on the padded grid one component at a time
+(so that only four padded arrays are needed whatever d) and the divergence taken in Fourier
+space, so N costs 1 + d inverse and d forward real FFTs. N_0 = 0
 identically, so the mass of μ is conserved exactly.
 """
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fft import RealFFT
+from .fft import RealFFT, empty_aligned
 from .grid import Torus
 
 __all__ = ["Flow", "Monitor"]
@@ -81,27 +82,35 @@ class Flow:
             raise ValueError(f"stabilisation={stabilisation!r}: expected a finite number > 0")
         self.linear = -self.stabilisation * grid.k2 * self.weights
 
-        # ---- padded transforms: inverse of [ρ, ∂_1ψ … ∂_dψ], forward of the d flux components
-        self._inverse = RealFFT(grid.padded_shape, batch=1 + d, backend=fft_backend, threads=threads, effort=fft_effort)
-        self._forward = RealFFT(grid.padded_shape, batch=d, backend=self._inverse.backend, threads=threads,
-                                effort=fft_effort, physical=self._inverse.physical[1:])
-        self.fft_backend = self._inverse.backend
-        self.threads = self._inverse.threads
+        # ---- padded buffers and transforms: one spectral buffer shared by the c2r into ρ and the
+        #      c2r / r2c pair of the work field, which holds ∂_j ψ and then the flux F_j in turn
+        padded, padded_spectral = grid.padded_shape, grid.padded_spectral_shape
+        self._spectral = empty_aligned((1,) + padded_spectral, complex)
+        self._rho = empty_aligned((1,) + padded, float)
+        self._work = empty_aligned((1,) + padded, float)
+        self._to_rho = RealFFT(padded, backend=fft_backend, threads=threads, effort=fft_effort,
+                               physical=self._rho, spectral=self._spectral)
+        self._to_work = RealFFT(padded, backend=self._to_rho.backend, threads=threads, effort=fft_effort,
+                                physical=self._work, spectral=self._spectral)
+        self.fft_backend = self._to_rho.backend
+        self.threads = self._to_rho.threads
         self.fft_effort = fft_effort
+        self._psi = empty_aligned(padded_spectral, complex)  # ψ on the padded layout
+        self._speed2 = empty_aligned(padded, float)  # |∇ψ|², accumulated when monitoring
         self._blocks = grid.embedding()
-        self._field_blocks = [((slice(None),) + src, (slice(None),) + dst) for src, dst in self._blocks]
         self._padding = _padding_slabs(grid)
         # K̂ on the padded layout (zero in the padding) and i k_j as broadcast vectors there, so
-        # that ψ and ∇ψ are formed by contiguous products on the whole padded arrays
-        self._weights_padded = np.zeros(grid.padded_spectral_shape)
+        # that ψ and ∂_j ψ are formed by contiguous products on the whole padded array
+        self._weights_padded = np.zeros(padded_spectral)
         for src, dst in self._blocks:
             self._weights_padded[dst] = self.weights[src]
-        self._ik_padded = [1j * kj for kj in Torus(grid.padded_shape).wavenumbers()]
+        self._ik_padded = [1j * kj for kj in Torus(padded).wavenumbers()]
         # (div F)_k = i k · F_k, with the forward FFT's normalisation 1/size(padded) folded in
-        scale = 1.0 / math.prod(grid.padded_shape)
+        scale = 1.0 / math.prod(padded)
         self._ik_div = [1j * scale * kj for kj in grid.wavenumbers()]
-        # the resolved flux, gathered contiguously; entries no block writes (Nyquist) stay 0
-        self._flux = np.zeros((d,) + grid.spectral_shape, dtype=complex)
+        # one flux component's resolved modes, gathered contiguously; entries no block writes
+        # (the Nyquist planes) stay 0
+        self._flux = np.zeros(grid.spectral_shape, dtype=complex)
         self._tmp = np.empty(grid.spectral_shape, dtype=complex)
         if self.uniform and self.stabilisation == self.nu_hat.flat[0].real:
             self._offset = None
@@ -113,11 +122,18 @@ class Flow:
     # -------------------------------------------------------------------------
     def _interpolate(self, f_hat: np.ndarray) -> np.ndarray:
         """Values of Σ_k f_k e^{ik·x} on the padded grid (not the hot path)."""
-        buf = self._inverse.spectral
-        buf.fill(0)
+        self._embed(f_hat)
+        return self._to_rho.backward()[0].copy()
+
+    def _embed(self, f_hat):
+        """Spectral buffer ← f_hat zero-padded (only the padding needs re-zeroing: the
+        c2r transforms destroy the buffer, but every other entry is overwritten)."""
+        spec = self._spectral[0]
+        for index in self._padding:
+            spec[index] = 0.0
         for src, dst in self._blocks:
-            buf[0][dst] = f_hat[src]
-        return self._inverse.backward()[0].copy()
+            spec[dst] = f_hat[src]
+        return spec
 
     def psi(self, rho_hat: np.ndarray) -> np.ndarray:
         """ψ_k = K̂(k) ρ_k."""
@@ -136,38 +152,44 @@ class Flow:
             Also return a :class:`Monitor` with min μ and max|∇ψ| on the padded grid.
         """
         self.evaluations += 1
-        spec = self._inverse.spectral
-        # 1. ρ into the zero-padded spectral buffer (the c2r destroys it: its padding is re-zeroed),
-        #    then ψ = K̂ ρ and ∂_j ψ = i k_j ψ by whole-array products (K̂ vanishes in the padding)
-        for index in self._padding:
-            spec[0][index] = 0.0
-        for src, dst in self._blocks:
-            spec[0][dst] = rho_hat[src]
-        np.multiply(self._weights_padded, spec[0], out=spec[1])
-        for j in reversed(range(self.grid.d)):  # j = 0 last: it overwrites ψ in spec[1]
-            np.multiply(spec[1], self._ik_padded[j], out=spec[1 + j])
-        # 2. to the padded grid: phys[0] = ρ, phys[1 + j] = ∂_j ψ
-        phys = self._inverse.backward()
+        # 1. ψ = K̂ ρ on the padded layout (K̂ vanishes in the padding); ρ to the padded grid
+        spec = self._embed(rho_hat)
+        np.multiply(self._weights_padded, spec, out=self._psi)
+        rho = self._to_rho.backward()[0]
         if self._offset is not None:
-            phys[0] += self._offset
-        info = None
+            rho += self._offset  # now μ − ν̄
+        work, speed2 = self._work[0], self._speed2
         if monitor:
-            speed2 = np.einsum("j...,j...->...", phys[1:], phys[1:])
-            info = Monitor(min_mu=float(phys[0].min()) + self.stabilisation, max_speed=float(np.sqrt(speed2.max())))
-        # 3. flux F_j = (μ − ν̄) ∂_j ψ, in place in the forward transform's input
-        phys[1:] *= phys[0]
-        flux = self._forward.forward()
-        # 4. divergence of the resolved modes: gather them contiguously, then i k · F
-        gathered = self._flux
-        for src, dst in self._field_blocks:
-            gathered[src] = flux[dst]
-        np.multiply(gathered[0], self._ik_div[0], out=out)
-        for j in range(1, self.grid.d):
-            np.multiply(gathered[j], self._ik_div[j], out=self._tmp)
-            out += self._tmp
+            speed2.fill(0.0)
+        # 2. for each axis: ∂_j ψ to the grid, flux F_j = (μ − ν̄) ∂_j ψ, back, (div F)_k += i k_j F_j,k
+        for j, ik in enumerate(self._ik_padded):
+            np.multiply(self._psi, ik, out=spec)
+            self._to_work.backward()
+            if monitor:
+                speed2 += work * work
+            work *= rho
+            self._to_work.forward()
+            flux = self._flux
+            for src, dst in self._blocks:
+                flux[src] = spec[dst]
+            if j == 0:
+                np.multiply(flux, self._ik_div[0], out=out)
+            else:
+                np.multiply(flux, self._ik_div[j], out=self._tmp)
+                out += self._tmp
         if self.grid.dealias == "2/3":
             out *= self.grid.resolved
-        return info
+        if monitor:
+            return Monitor(min_mu=float(rho.min()) + self.stabilisation, max_speed=float(np.sqrt(speed2.max())))
+        return None
+
+    def transforms_only(self):
+        """Execute exactly the FFTs of one :meth:`explicit` call (1 + d c2r, d r2c) and nothing
+        else, on the same plans: the reference for the cost of the element-wise work."""
+        self._to_rho.backward()
+        for _ in range(self.grid.d):
+            self._to_work.backward()
+            self._to_work.forward()
 
     def rhs(self, rho_hat: np.ndarray, out: np.ndarray) -> np.ndarray:
         """out ← L ρ + N(ρ), the full right-hand side."""

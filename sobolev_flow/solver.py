@@ -470,13 +470,15 @@ def memory_estimate(grid: Torus, scheme) -> int:
     """
     spectral = math.prod(grid.spectral_shape)
     stages = len(scheme.c)
-    complex_arrays = 9 + 2 * stages + grid.d
+    complex_arrays = 10 + 2 * stages
     real_arrays = 6
     if scheme.family == "exponential":
         real_arrays += 2 * (stages + 1 + len(scheme.a) + len(scheme.b))
     padded = math.prod(grid.padded_shape)
     padded_spectral = math.prod(grid.padded_spectral_shape)
-    transforms = (1 + grid.d) * (8 * padded + 16 * padded_spectral) + 8 * padded_spectral + 2 * 8 * padded
+    # spectral buffer, ψ (complex) and K̂ (real) on the padded layout; ρ, work, |∇ψ|² and ν − ν̄
+    # on the padded grid
+    transforms = 2 * 16 * padded_spectral + 8 * padded_spectral + 4 * 8 * padded
     return 16 * complex_arrays * spectral + 8 * real_arrays * spectral + transforms + 8 * grid.size
 
 
