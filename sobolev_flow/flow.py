@@ -64,7 +64,6 @@ class Flow:
                  fft_effort="estimate"):
         self.grid = grid
         self.kernel = kernel
-        d = grid.d
         weights = np.asarray(kernel.weights(grid), dtype=float)
         if weights.shape != grid.spectral_shape or not np.all(np.isfinite(weights)) or np.any(weights < 0):
             raise ValueError(f"kernel={kernel}: weights must be finite, non-negative and of shape {grid.spectral_shape}")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -1,7 +1,6 @@
 """The 1-D flow with s = 1 and ν ≡ 1 is exactly solvable: compare with the closed form."""
 
 import numpy as np
-import pytest
 
 from sobolev_flow import Torus, solve
 from sobolev_flow.validation import exact_solution_error

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from sobolev_flow import Torus, open_run, solve
+from sobolev_flow import Torus, solve
 from sobolev_flow.rates import (auto_window, energy_bound_exponent, energy_exponent, fit_exponential, fit_power_law,
                                 local_slopes, norm_bound_exponent, norm_exponent, predicted_exponents)
 from sobolev_flow.run import run
