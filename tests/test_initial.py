@@ -1,6 +1,5 @@
 """Named densities (sobolev_flow.initial): normalisation, closed forms, spectra, files, bad specs."""
 
-import re
 
 import numpy as np
 import pytest
