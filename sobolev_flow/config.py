@@ -4,7 +4,7 @@ Sections and keys (defaults in brackets)::
 
     [grid]        d [2], n [128] (int or one per axis), dealias ["3/2"]
     [model]       s [2.0], target ["uniform"] (a density spec), stabilisation [max ν]
-    [initial]     density [powerlaw p=4] (a density spec), normalize [false]
+    [initial]     density [powerlaw p=6] (a density spec), normalize [false]
     [time]        t_end [200.0], scheme ["etdrk4"], rtol [1e-6], atol [1e-12], dt [adaptive],
                   cfl [0.5], dt_max [inf], max_steps [none]
     [output]      path ["sobolev_flow_run.h5"], snapshots [geometric], diagnostics [geometric, denser],
@@ -166,7 +166,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "stabilisation": Key(None, optional(positive), "ν̄ of the linear part (default max ν)"),
     },
     "initial": {
-        "density": Key({"family": "powerlaw", "p": 4.0, "seed": 1}, density_spec, "initial density μ0"),
+        "density": Key({"family": "powerlaw", "p": 6.0, "seed": 1}, density_spec, "initial density μ0"),
         "normalize": Key(False, boolean, "rescale μ0 to the mass of ν"),
     },
     "time": {

@@ -1,8 +1,8 @@
 """Command line: ``python -m sobolev_flow.run [CONFIG.toml] [--set KEY=VALUE ...] [options]``.
 
 Without a configuration file it runs the embedded default (:data:`sobolev_flow.config.DEFAULTS`):
-a 2-D flow with s = 2 from a random density with power-law spectrum |ρ_k|² ∝ |k|^{-4}, whose
-energy decays like t^{-3} (the exponent (2s + p − d)/(2s − 2)) up to t = 200.
+a 2-D flow with s = 2 from a random density with power-law spectrum |ρ_k|² ∝ |k|^{-6}, whose
+energy decays like t^{-4} (the exponent (2s + p − d)/(2s − 2)) up to t = 200.
 
 Exit codes: 0 success, 1 numerical failure, 2 bad input (one line on stderr, no file touched),
 130 / 143 interrupted by SIGINT / SIGTERM (state checkpointed; continue with ``--restart``).
@@ -221,8 +221,30 @@ def main(argv=None) -> int:
           f"scheme={solver.scheme.name}, fft={solver.flow.fft_backend} x{solver.flow.threads}")
     print(f"t_end={solver.t:g}: steps {solver.steps} (rejected {solver.rejected}), rhs evaluations "
           f"{summary['rhs_evaluations']}, wall time {summary['wall_time']:.2f} s, final E {summary['energy']:.4e}")
+    line = energy_rate_line(path)
+    if line:
+        print(line)
     print(f"run file: {path}")
     return 0
+
+
+def energy_rate_line(path) -> str:
+    """One line with the fitted energy decay law and the theory's, or '' if there is none."""
+    from .rates import rate_table
+    from .storage import open_run
+
+    try:
+        row = rate_table(open_run(path))[0]
+    except (OSError, KeyError, ValueError):
+        return ""
+    fit = row["fit"]
+    if fit is None:
+        return ""
+    law = "t^-a" if fit.kind == "power" else "exp(-a t)"
+    half = (fit.ci[1] - fit.ci[0]) / 2
+    theory = "" if row["predicted"] is None else f" (theory a = {row['predicted']:.4g})"
+    return (f"energy ~ {law}: a = {fit.exponent:.4f} ± {half:.2g} over t in [{fit.window[0]:.3g}, "
+            f"{fit.window[1]:.3g}]{theory}")
 
 
 def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, interrupt=None) -> dict:
