@@ -226,8 +226,10 @@ class Solver:
         self.steps = 0
         self.rejected = 0
         self.last_dt = 0.0
+        self.sums = diag.SpectralSums(grid, self.flow.weights)
+        self._lmax = float(np.max(-self.flow.linear))
         self._evaluate()
-        self.energy0 = diag.energy(grid, self.flow.weights, self.rho_hat)
+        self.energy0 = self.sums.energy(self.rho_hat)
         self.dissipated = 0.0
         self._dissipation_mid = None
         self.dt_next = self.fixed_dt or dt_initial or self._initial_dt()
@@ -250,8 +252,8 @@ class Solver:
         by Simpson's rule with D at the step's midpoint from step doubling (adaptive mode) or
         by the trapezoidal rule (fixed mode); for the exact semi-discrete flow it vanishes.
         """
-        grid, flow, rho = self.grid, self.flow, self.rho_hat
-        energy = diag.energy(grid, flow.weights, rho)
+        flow, rho = self.flow, self.rho_hat
+        energy = self.sums.energy(rho)
         return {
             "t": self.t,
             "dt": self.last_dt,
@@ -260,7 +262,7 @@ class Solver:
             "mass": diag.mass(rho) + diag.mass(flow.nu_hat),
             "min_mu": self.monitor.min_mu,
             "max_speed": self.monitor.max_speed,
-            "tail_fraction": diag.tail_fraction(grid, rho),
+            "tail_fraction": self.sums.tail_fraction(rho),
             "energy_balance": energy - self.energy0 + self.dissipated,
         }
 
@@ -269,7 +271,7 @@ class Solver:
         dmu = self._buffers["tmp"]
         np.multiply(self.flow.linear, rho_hat, out=dmu)
         dmu += n_hat
-        return diag.dissipation(self.grid, self.flow.psi(rho_hat), dmu)
+        return self.sums.dissipation(rho_hat, dmu)
 
     def stats(self) -> dict:
         """Counters of the run so far."""
@@ -283,7 +285,7 @@ class Solver:
         }
 
     def _norm(self, x) -> float:
-        return diag.l2_norm(self.grid, x)
+        return self.sums.l2_norm(x)
 
     # ------------------------------------------------------------- step sizes
     def _bound(self) -> float:
@@ -291,9 +293,8 @@ class Solver:
         bound = self.dt_max
         if self.monitor.max_speed > 0:
             bound = min(bound, self.cfl * min(self.grid.dx) / self.monitor.max_speed)
-        lmax = float(np.max(-self.flow.linear))
-        if math.isfinite(self.scheme.real_stability) and lmax > 0:
-            bound = min(bound, 0.9 * self.scheme.real_stability / lmax)
+        if math.isfinite(self.scheme.real_stability) and self._lmax > 0:
+            bound = min(bound, 0.9 * self.scheme.real_stability / self._lmax)
         return bound
 
     def _initial_dt(self) -> float:

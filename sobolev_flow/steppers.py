@@ -295,11 +295,21 @@ class _ExponentialRKStepper(_Stepper):
         self._values, self._inverse = np.unique(flow.linear, return_inverse=True)
         self._inverse = self._inverse.reshape(flow.linear.shape)
         self._cache: dict = {}
+        # preallocated coefficient arrays, one pool per cache slot, reused as h changes
+        self._pools = [[] for _ in range(self.CACHE)]
+        self._slots: dict = {}
 
     def coefficients(self, h):
         """(e^{c_i z}, e^{z}, h·a_ij(z), h·b_i(z)) for z = hL, as arrays on the spectral layout."""
         if h in self._cache:
             return self._cache[h]
+        if len(self._cache) >= self.CACHE:  # evict the oldest step size, reuse its arrays
+            oldest = next(iter(self._cache))
+            del self._cache[oldest]
+            slot = self._slots.pop(oldest)
+        else:
+            slot = len(self._cache)
+        pool = self._pools[slot]
         z = h * self._values
         memo: dict = {}
 
@@ -316,7 +326,9 @@ class _ExponentialRKStepper(_Stepper):
             for known, array in gathered:
                 if np.array_equal(known, values):
                     return array
-            array = values[self._inverse]
+            if len(gathered) == len(pool):
+                pool.append(np.empty(self._inverse.shape))
+            array = np.take(values, self._inverse, out=pool[len(gathered)])
             gathered.append((values, array))
             return array
 
@@ -327,9 +339,8 @@ class _ExponentialRKStepper(_Stepper):
             {ij: gather(h * f(p)) for ij, f in s.a.items()},
             [gather(h * f(p)) for f in s.b],
         )
-        if len(self._cache) >= self.CACHE:
-            self._cache.pop(next(iter(self._cache)))
         self._cache[h] = coefficients
+        self._slots[h] = slot
         return coefficients
 
     def step(self, u, h, n0, out):

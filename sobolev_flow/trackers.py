@@ -15,7 +15,6 @@ import time
 
 import numpy as np
 
-from . import diagnostics as diag
 
 __all__ = ["Tracker", "SnapshotTracker", "DiagnosticsTracker", "CheckpointTracker", "ProgressTracker",
            "InterruptTracker", "Interrupted", "drive"]
@@ -36,7 +35,7 @@ ROUNDOFF_L2 = 1e-10
 
 
 def norms_l2(solver) -> float:
-    return diag.sobolev_norm(solver.grid, solver.rho_hat, 0.0)
+    return solver.sums.l2_norm(solver.rho_hat)
 
 
 def reached(t_requested: float, t: float) -> bool:
@@ -118,7 +117,7 @@ class DiagnosticsTracker(_ScheduledTracker):
         values = solver.diagnostics()
         values["t"] = t  # the requested time (the solver stands there up to rounding)
         values["step"] = solver.steps
-        norms = [diag.sobolev_norm(solver.grid, solver.rho_hat, q) for q in self.orders]
+        norms = [solver.sums.sobolev_norm(solver.rho_hat, q) for q in self.orders]
         self.writer.write_diagnostics(values, norms)
         resolved_above_roundoff = norms_l2(solver) > ROUNDOFF_L2
         if values["tail_fraction"] > TAIL_WARNING and resolved_above_roundoff and not getattr(self, "_warned", False):
@@ -194,7 +193,7 @@ class ProgressTracker(Tracker):
 
     @staticmethod
     def _energy(solver):
-        return diag.energy(solver.grid, solver.flow.weights, solver.rho_hat)
+        return solver.sums.energy(solver.rho_hat)
 
     def finish(self, solver):
         if self.bar is not None:
