@@ -112,7 +112,6 @@ class RunWriter:
     def __init__(self, file, path):
         self.file = file
         self.path = path
-        self.orders = list(file["diagnostics/sobolev_norms"].attrs["orders"])
 
     # ------------------------------------------------------------------ opening
     @classmethod
