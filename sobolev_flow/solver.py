@@ -466,7 +466,7 @@ def memory_estimate(grid: Torus, scheme) -> int:
     """Bytes of working memory a run on ``grid`` with ``scheme`` allocates (an estimate).
 
     Counts the spectral state and its work arrays (complex, on the half layout), the
-    exponential-integrator coefficients (real, for 2 cached step sizes), the multipliers
+    exponential-integrator coefficients (real, for one step size), the multipliers
     and the padded transform buffers; excludes snapshots kept by the caller.
     """
     spectral = math.prod(grid.spectral_shape)
@@ -474,7 +474,7 @@ def memory_estimate(grid: Torus, scheme) -> int:
     complex_arrays = 10 + 2 * stages
     real_arrays = 6
     if scheme.family == "exponential":
-        real_arrays += 2 * (stages + 1 + len(scheme.a) + len(scheme.b))
+        real_arrays += stages + 1 + len(scheme.a) + len(scheme.b)
     padded = math.prod(grid.padded_shape)
     padded_spectral = math.prod(grid.padded_spectral_shape)
     # spectral buffer, ψ (complex) and K̂ (real) on the padded layout; ρ, work, |∇ψ|² and ν − ν̄

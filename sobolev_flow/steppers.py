@@ -284,11 +284,12 @@ class _IMEXRKStepper(_Stepper):
 
 
 class _ExponentialRKStepper(_Stepper):
-    """Coefficients are computed on the distinct values of L and gathered, and cached for
-    the two most recent step sizes (step doubling alternates between h and h/2). Equal
+    """Coefficients are computed on the distinct values of L and gathered into preallocated
+    arrays, kept for the most recent step size (a fixed step reuses them; an adaptive step
+    recomputes them for h and h/2 in any case, since h changes from step to step). Equal
     coefficient arrays (e.g. b_2 = b_3 of ETDRK4, e^{c z} for equal c) are stored once."""
 
-    CACHE = 2
+    CACHE = 1
 
     def __init__(self, scheme, flow):
         super().__init__(scheme, flow)
