@@ -17,7 +17,7 @@ measurements are interleaved, one of each per repeat (alternating which goes fir
 background load affects both alike, and the element-wise work is reported as the median of
 the per-repeat differences RHS − FFT (so the columns need not subtract exactly).
 
-Cases: 2-D 256², 2-D 512², 3-D 128³, each with ``threads`` 1 and 2 (``--cases``,
+Cases: 2-D 256², 512², 1024², 3-D 64³, 128³, each with ``threads`` 1 and 2 (``--cases``,
 ``--threads`` and ``--quick`` change the set). Every measurement is warmed up and then
 repeated at least ``--repeats`` times and for at least ``--min-time`` seconds of each kind
 (defaults: 20 repeats, 2 s).
@@ -48,7 +48,7 @@ from sobolev_flow.flow import Flow
 from sobolev_flow.grid import Torus
 from sobolev_flow.kernels import SobolevKernel
 
-FULL_CASES = ((256, 256), (512, 512), (128, 128, 128))
+FULL_CASES = ((256, 256), (512, 512), (1024, 1024), (64, 64, 64), (128, 128, 128))
 QUICK_CASES = ((64, 64), (32, 32, 32))
 TARGET_RATIO = 1.2
 
