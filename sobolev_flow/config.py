@@ -10,7 +10,8 @@ Sections and keys (defaults in brackets)::
     [output]      path ["sobolev_flow_run.h5"], snapshots [geometric], diagnostics [geometric, denser],
                   checkpoint_seconds [300.0], checkpoint_steps [none]
     [diagnostics] sobolev_orders [[-s, -1, 0, 1]]
-    [fft]         backend ["auto"], threads [0 = automatic], effort ["estimate"]
+    [fft]         backend ["auto"], threads [0 = automatic], effort ["estimate"],
+                  decomposition ["slab"] (for runs under MPI: "slab" or "pencil")
 
 A density spec is a family name, a ``.npy`` path, or a table ``{family = "...", ...}`` (see
 :mod:`sobolev_flow.initial`). A schedule is a list of times, ``{every = Δt}`` (uniform from 0)
@@ -193,6 +194,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "backend": Key("auto", choice("auto", "pyfftw", "numpy"), "FFT back end"),
         "threads": Key(0, integer(0), "FFT threads (0: automatic)"),
         "effort": Key("estimate", choice("estimate", "measure", "patient", "exhaustive"), "FFTW planner effort"),
+        "decomposition": Key("slab", choice("slab", "pencil"), "how mpi4py-fft splits the grid in a run under MPI"),
     },
 }
 

@@ -23,17 +23,27 @@ class SpectralSums:
     sums go through one product into a preallocated work array and a real dot product, so a
     run's per-step diagnostics allocate nothing.
 
+    Under a distributed layout (:mod:`sobolev_flow.parallel`) the arrays are this process's
+    block and every sum is completed by one reduction, so each call is collective.
+
     Parameters
     ----------
     grid : Torus
     weights : ndarray, optional
-        Kernel weights K̂(k) (needed for :meth:`energy` and :meth:`dissipation`).
+        Kernel weights K̂(k) on the layout's block (needed for :meth:`energy` and
+        :meth:`dissipation`).
+    layout : Serial or Distributed, optional
+        Which block of the spectral arrays this process holds (default: all of it).
     """
 
-    def __init__(self, grid: Torus, weights=None):
+    def __init__(self, grid: Torus, weights=None, layout=None):
+        from .parallel import SERIAL
+
         self.grid = grid
-        self._w = np.ascontiguousarray(grid.rfft_weights, dtype=float)
-        self._work = np.empty(grid.spectral_shape, dtype=complex)
+        self.layout = layout = SERIAL if layout is None else layout
+        local = layout.local
+        self._w = local(np.ascontiguousarray(grid.rfft_weights, dtype=float))
+        self._work = np.empty(self._w.shape, dtype=complex)
         self._kernel = None if weights is None else self._w * weights
         self._sobolev = {}
         nonzero = grid.k2 > 0
@@ -41,8 +51,8 @@ class SpectralSums:
         for k, n in zip(grid.wavenumbers(), grid.shape):
             kmax = (n // 2 - 1) if grid.dealias == "3/2" else int(np.ceil(n / 3) - 1)
             top |= np.abs(k) > 2 * kmax / 3
-        self._resolved = self._w * (grid.resolved & nonzero)
-        self._top = self._w * (grid.resolved & nonzero & top)
+        self._resolved = self._w * local(grid.resolved & nonzero)
+        self._top = self._w * local(grid.resolved & nonzero & top)
 
     def bilinear(self, a: np.ndarray, f: np.ndarray, g: np.ndarray) -> float:
         """Re Σ_{k∈Z^d} a_k conj(f_k) g_k for a = w·(the coefficient) as stored here.
@@ -54,7 +64,11 @@ class SpectralSums:
         work = self._work
         np.multiply(a, g, out=work)
         f = np.ascontiguousarray(f)
-        return float(np.einsum("i,i->", f.view(float).ravel(), work.view(float).ravel()))
+        return self.layout.sum(float(np.einsum("i,i->", f.view(float).ravel(), work.view(float).ravel())))
+
+    def mass(self, f_hat) -> float:
+        """∫ f dm = f_0."""
+        return self.layout.sum(float(f_hat.flat[0].real) if self.layout.owns_origin and f_hat.size else 0.0)
 
     def energy(self, rho_hat) -> float:
         """E = ½ Σ_{k≠0} K̂(k) |ρ_k|²."""
@@ -74,7 +88,7 @@ class SpectralSums:
             k2 = self.grid.k2
             weight = np.zeros(self.grid.spectral_shape)
             np.power(k2, q, out=weight, where=k2 > 0)
-            self._sobolev[q] = self._w * weight
+            self._sobolev[q] = self._w * self.layout.local(weight)
         return float(np.sqrt(max(self.bilinear(self._sobolev[q], f_hat, f_hat), 0.0)))
 
     def tail_fraction(self, f_hat) -> float:

@@ -4,6 +4,10 @@ Without a configuration file it runs the embedded default (:data:`sobolev_flow.c
 a 2-D flow with s = 2 from a random density with power-law spectrum |ρ_k|² ∝ |k|^{-6}, whose
 energy decays like t^{-4} (the exponent (2s + p − d)/(2s − 2)) up to t = 200.
 
+Started by an MPI launcher (``mpirun -n P python -m sobolev_flow.run ...``, d ≥ 2), the run is
+distributed over the P processes with mpi4py-fft (:mod:`sobolev_flow.parallel`); the first
+process writes the run file, which has the same schema as a serial run's.
+
 Exit codes: 0 success, 1 numerical failure, 2 bad input (one line on stderr, no file touched),
 130 / 143 interrupted by SIGINT / SIGTERM (state checkpointed; continue with ``--restart``).
 """
@@ -26,7 +30,8 @@ from .initial import density
 from .kernels import SobolevKernel
 from .solver import Solver, memory_estimate
 from .steppers import get_scheme
-from .storage import RunWriter, check_writable, read_config
+from .parallel import launched_rank, world
+from .storage import NullWriter, RunWriter, check_writable, read_config
 from .trackers import (CheckpointTracker, DiagnosticsTracker, InterruptTracker, Interrupted, ProgressTracker,
                        SnapshotTracker, drive)
 
@@ -123,8 +128,11 @@ def unused_path(path: pathlib.Path) -> pathlib.Path:
     return candidate
 
 
-def build(cfg, base_dir) -> Solver:
-    """Grid, kernel, densities and solver from a resolved configuration (ValueError on bad input)."""
+def build(cfg, base_dir, comm=None) -> Solver:
+    """Grid, kernel, densities and solver from a resolved configuration (ValueError on bad input).
+
+    ``comm``: an MPI communicator to distribute the run over (see :class:`~sobolev_flow.solver.Solver`).
+    """
     grid = Torus(grid_shape(cfg), dealias=cfg["grid"]["dealias"])
     get_scheme(cfg["time"]["scheme"])  # an unknown scheme is reported before any density is built
     mu0 = density(cfg["initial"]["density"], grid, name="initial.density", base_dir=base_dir)
@@ -136,7 +144,8 @@ def build(cfg, base_dir) -> Solver:
                   rtol=t["rtol"], atol=t["atol"], dt=t["dt"], cfl=t["cfl"], dt_max=t["dt_max"],
                   max_steps=t["max_steps"], stabilisation=cfg["model"]["stabilisation"],
                   normalize=cfg["initial"]["normalize"], fft_backend=fft["backend"],
-                  threads=fft["threads"] or None, fft_effort=fft["effort"])
+                  threads=fft["threads"] or None, fft_effort=fft["effort"], comm=comm,
+                  decomposition=fft["decomposition"])
 
 
 def sobolev_orders(cfg):
@@ -184,41 +193,47 @@ def run(config=None, overrides=(), output=None, overwrite=False, restart=False) 
 
 def main(argv=None) -> int:
     args = parse(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+    root = launched_rank() == 0
+    logging.basicConfig(level=logging.WARNING if args.quiet or not root else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    say = print if root else _silent
     try:
+        comm = world()
         cfg, path, _ = configure(args)
         base_dir = pathlib.Path(args.config).parent if args.config else pathlib.Path(".")
         if args.dry_run:
             grid = Torus(grid_shape(cfg), dealias=cfg["grid"]["dealias"])
             need = memory_estimate(grid, get_scheme(cfg["time"]["scheme"]))
-            print(to_toml(cfg))
-            print(f"# estimated working memory: {need / 2**20:.1f} MiB (grid {grid.shape}, padded {grid.padded_shape})")
+            say(to_toml(cfg))
+            say(f"# estimated working memory: {need / 2**20:.1f} MiB (grid {grid.shape}, padded {grid.padded_shape})")
             return 0
-        solver = build(cfg, base_dir)
+        solver = build(cfg, base_dir, comm)
     except ValueError as err:  # ConfigError is a ValueError; so are the solver's input checks
-        print(f"error: {err}", file=sys.stderr)
+        say(f"error: {err}", file=sys.stderr)
         return 2
     flag: dict = {}
     previous = {sig: signal.signal(sig, _handler(flag)) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         summary = simulate(cfg, path, solver, restart=args.restart, overwrite=args.overwrite,
-                           bar=not args.quiet and sys.stderr.isatty(), interrupt=flag)
+                           bar=root and not args.quiet and sys.stderr.isatty(), interrupt=flag)
     except Interrupted as stop:
-        print(f"interrupted at t={solver.t:.6g} (step {solver.steps}); state saved in {path}; "
+        say(f"interrupted at t={solver.t:.6g} (step {solver.steps}); state saved in {path}; "
               "continue with --restart", file=sys.stderr)
         return 128 + stop.signum
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+        say(f"error: {err}", file=sys.stderr)
         return 2
     except (RuntimeError, FloatingPointError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        say(f"error: {err}", file=sys.stderr)
         return 1
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if not root:
+        return 0
     print(f"sobolev_flow {__version__}: d={solver.grid.d}, shape={solver.grid.shape}, s={cfg['model']['s']:g}, "
-          f"scheme={solver.scheme.name}, fft={solver.flow.fft_backend} x{solver.flow.threads}")
+          f"scheme={solver.scheme.name}, fft={solver.flow.fft_backend} x{solver.flow.threads}"
+          + ("" if solver.layout.size == 1 else f", processes {solver.layout.describe()}"))
     print(f"t_end={solver.t:g}: steps {solver.steps} (rejected {solver.rejected}), rhs evaluations "
           f"{summary['rhs_evaluations']}, wall time {summary['wall_time']:.2f} s, final E {summary['energy']:.4e}")
     line = energy_rate_line(path)
@@ -256,20 +271,29 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
     """
     t_end = cfg["time"]["t_end"]
     orders = sobolev_orders(cfg)
+    layout = solver.layout
     metadata = {"fft_backend": solver.flow.fft_backend, "threads": solver.flow.threads,
-                "fft_effort": solver.flow.fft_effort}
-    if restart:
-        writer, _, checkpoint = RunWriter.reopen(path)
-        if t_end < checkpoint["t"]:
-            writer.close()
-            raise ConfigError(f"time.t_end={t_end!r}: the checkpoint is already at t={checkpoint['t']!r}")
-        solver.restore(checkpoint)
-        writer.begin(cfg, note={"t": checkpoint["t"], "t_end": t_end,
-                                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        log.info("restarting %s from t=%.6g (step %d)", path, solver.t, solver.steps)
-    else:
-        writer = RunWriter.create(path, solver.grid, solver.rho_hat.shape, cfg, metadata, orders, overwrite=overwrite)
+                "fft_effort": solver.flow.fft_effort, "processes": layout.size}
+    layout.barrier()  # every process has checked the output path before the first one creates it
+
+    def open_file():
+        if restart:
+            writer, _, checkpoint = RunWriter.reopen(path)
+            if t_end < checkpoint["t"]:
+                writer.close()
+                raise ConfigError(f"time.t_end={t_end!r}: the checkpoint is already at t={checkpoint['t']!r}")
+            writer.begin(cfg, note={"t": checkpoint["t"], "t_end": t_end,
+                                    "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            return writer, checkpoint
+        writer = RunWriter.create(path, solver.grid, solver.grid.spectral_shape, cfg, metadata, orders,
+                                  overwrite=overwrite)
         writer.begin()
+        return writer, None
+
+    writer, checkpoint = on_root(layout, open_file, NullWriter())
+    if restart:
+        solver.restore(checkpoint)
+        log.info("restarting %s from t=%.6g (step %d)", path, solver.t, solver.steps)
     checkpointer = CheckpointTracker(writer, seconds=cfg["output"]["checkpoint_seconds"],
                                      steps=cfg["output"]["checkpoint_steps"])
     progress = ProgressTracker(t_end, bar=bar)
@@ -291,7 +315,29 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
     finally:
         writer.close()
     return {"wall_time": time.perf_counter() - start, "rhs_evaluations": solver.flow.evaluations - evaluations0,
-            "energy": solver.diagnostics()["energy"]}
+            "energy": solver.energy}
+
+
+def on_root(layout, action, elsewhere):
+    """``action()`` → (writer, state) on the root process; (``elsewhere``, the root's state) on the
+    others. An input or file error on the root is raised on every process, so all stop together."""
+    result, outcome = None, None
+    if layout.root:
+        try:
+            result = action()
+            outcome = ("ok", result[1])
+        except (ValueError, OSError) as err:
+            outcome = ("error", err)
+            if layout.size == 1:
+                raise
+    kind, value = layout.broadcast(outcome)
+    if kind == "error":
+        raise value
+    return result if layout.root else (elsewhere, value)
+
+
+def _silent(*args, **kwargs):
+    pass
 
 
 def _handler(flag):

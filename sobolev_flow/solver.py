@@ -36,6 +36,7 @@ from . import diagnostics as diag
 from .flow import Flow
 from .grid import Torus
 from .kernels import SobolevKernel
+from .parallel import SERIAL
 from .steppers import get_scheme
 
 __all__ = ["solve", "Solver", "Solution", "memory_estimate", "MASS_RTOL"]
@@ -172,11 +173,19 @@ class Solver:
         See :class:`~sobolev_flow.fft.RealFFT`.
     max_steps : int, optional
         Give up (RuntimeError) after this many accepted steps.
+    comm : mpi4py.MPI.Comm, optional
+        Distribute the run over the processes of ``comm`` (d ≥ 2; see
+        :mod:`sobolev_flow.parallel`). Every process constructs the solver with the same
+        arguments and makes the same calls; the state and the work arrays are then this
+        process's block, while :meth:`density`, :meth:`diagnostics` and :meth:`checkpoint`
+        return global values on every process. None or a one-process communicator: serial.
+    decomposition : {"slab", "pencil"}
+        How a distributed grid is split (pencils only differ from slabs in 3-D).
     """
 
     def __init__(self, grid, s, mu0, nu=None, *, scheme="etdrk4", rtol=1e-6, atol=1e-12, dt=None, dt_initial=None,
                  dt_max=math.inf, cfl=0.5, stabilisation=None, normalize=False, kernel=None, fft_backend="auto",
-                 threads=None, fft_effort="estimate", max_steps=None):
+                 threads=None, fft_effort="estimate", max_steps=None, comm=None, decomposition="slab"):
         # ---- validation at the edge
         self.grid = grid
         self.scheme = get_scheme(scheme)
@@ -189,7 +198,8 @@ class Solver:
         if dt_initial is not None:
             _check_positive("dt_initial", dt_initial)
         _check_positive("dt_max", dt_max, allow_inf=True)
-        need = memory_estimate(grid, self.scheme)
+        processes = 1 if comm is None else comm.Get_size()
+        need = memory_estimate(grid, self.scheme) // processes
         have = physical_memory()
         if have and need > have:
             raise ValueError(
@@ -211,25 +221,33 @@ class Solver:
             mu0 = mu0 * (target_mass / mass0)
         # ---- the model and the scheme
         nu_hat = None if nu is None else grid.to_spectral(nu)
-        self.flow = Flow(grid, self.kernel, nu_hat=nu_hat, stabilisation=stabilisation, fft_backend=fft_backend,
-                         threads=threads, fft_effort=fft_effort)
+        if processes > 1:
+            from .parallel import Distributed, DistributedFlow
+
+            layout = Distributed(grid, comm, decomposition=decomposition, threads=threads or 1, effort=fft_effort)
+            self.flow = DistributedFlow(grid, self.kernel, layout, nu_hat=nu_hat, stabilisation=stabilisation)
+        else:
+            layout = SERIAL
+            self.flow = Flow(grid, self.kernel, nu_hat=nu_hat, stabilisation=stabilisation, fft_backend=fft_backend,
+                             threads=threads, fft_effort=fft_effort)
+        self.layout = layout
         self.stepper = self.scheme.stepper(self.flow)
         self.rtol, self.atol, self.cfl, self.dt_max = float(rtol), float(atol), float(cfl), float(dt_max)
         self.fixed_dt = None if dt is None else float(dt)
         self.max_steps = max_steps
         # ---- the state ρ = μ − ν in Fourier coefficients, and N(ρ) with its monitor
-        shape = grid.spectral_shape
-        self.rho_hat = grid.project(grid.to_spectral(mu0) - self.flow.nu_hat)
+        shape = self.flow.linear.shape
+        self.rho_hat = layout.local(grid.project(grid.to_spectral(mu0) - layout.gather(self.flow.nu_hat)))
         self._n = np.empty(shape, complex)
         self._buffers = {name: np.empty(shape, complex) for name in ("full", "half", "n_half", "two", "tmp")}
         self.t = 0.0
         self.steps = 0
         self.rejected = 0
         self.last_dt = 0.0
-        self.sums = diag.SpectralSums(grid, self.flow.weights)
-        self._lmax = float(np.max(-self.flow.linear))
+        self.sums = diag.SpectralSums(grid, self.flow.weights, layout=layout)
+        self._lmax = layout.max(float(np.max(-self.flow.linear, initial=0.0)))
         self._evaluate()
-        self.energy0 = self.sums.energy(self.rho_hat)
+        self.energy0 = self.energy
         self.dissipated = 0.0
         self._dissipation_mid = None
         self.dt_next = self.fixed_dt or dt_initial or self._initial_dt()
@@ -237,13 +255,14 @@ class Solver:
 
     # ------------------------------------------------------------------ state
     def _evaluate(self):
-        """N at the current state, with min μ, max|∇ψ| and the dissipation D."""
+        """N at the current state, with min μ, max|∇ψ|, the energy E and the dissipation D."""
         self.monitor = self.flow.explicit(self.rho_hat, self._n, monitor=True)
+        self.energy = self.sums.energy(self.rho_hat)
         self.dissipation = self._dissipation(self.rho_hat, self._n)
 
     def density(self) -> np.ndarray:
-        """μ on the grid."""
-        return self.grid.to_physical(self.rho_hat + self.flow.nu_hat)
+        """μ on the grid (the whole grid, on every process of a distributed run)."""
+        return self.grid.to_physical(self.layout.gather(self.rho_hat + self.flow.nu_hat))
 
     def diagnostics(self) -> dict:
         """The series of :data:`DIAGNOSTICS` at the current state.
@@ -252,17 +271,16 @@ class Solver:
         by Simpson's rule with D at the step's midpoint from step doubling (adaptive mode) or
         by the trapezoidal rule (fixed mode); for the exact semi-discrete flow it vanishes.
         """
-        flow, rho = self.flow, self.rho_hat
-        energy = self.sums.energy(rho)
+        flow, energy = self.flow, self.energy
         return {
             "t": self.t,
             "dt": self.last_dt,
             "energy": energy,
             "dissipation": self.dissipation,
-            "mass": diag.mass(rho) + diag.mass(flow.nu_hat),
+            "mass": self.sums.mass(self.rho_hat) + self.sums.mass(flow.nu_hat),
             "min_mu": self.monitor.min_mu,
             "max_speed": self.monitor.max_speed,
-            "tail_fraction": self.sums.tail_fraction(rho),
+            "tail_fraction": self.sums.tail_fraction(self.rho_hat),
             "energy_balance": energy - self.energy0 + self.dissipated,
         }
 
@@ -282,6 +300,7 @@ class Solver:
             "scheme": self.scheme.name,
             "fft_backend": self.flow.fft_backend,
             "threads": self.flow.threads,
+            "processes": self.layout.size,
         }
 
     def _norm(self, x) -> float:
@@ -353,9 +372,10 @@ class Solver:
         """Everything needed to continue the run exactly: the spectral state and the counters.
 
         The schemes are one-step methods, so their history is the proposed next step alone.
+        In a distributed run ``rho_hat`` is the global array, on every process.
         """
         return {
-            "rho_hat": self.rho_hat.copy(),
+            "rho_hat": self.layout.gather(self.rho_hat).copy(),
             "t": self.t,
             "dt_next": self.dt_next,
             "last_dt": self.last_dt,
@@ -367,11 +387,12 @@ class Solver:
         }
 
     def restore(self, state: dict):
-        """Continue from a :meth:`checkpoint`."""
+        """Continue from a :meth:`checkpoint` (global; in a distributed run, as the root process has it)."""
+        state = self.layout.broadcast(state)
         rho_hat = np.asarray(state["rho_hat"])
-        if rho_hat.shape != self.rho_hat.shape:
-            raise ValueError(f"checkpoint state has shape {rho_hat.shape}, expected {self.rho_hat.shape}")
-        self.rho_hat[...] = rho_hat
+        if rho_hat.shape != self.grid.spectral_shape:
+            raise ValueError(f"checkpoint state has shape {rho_hat.shape}, expected {self.grid.spectral_shape}")
+        self.rho_hat[...] = self.layout.local(rho_hat)
         self.t = float(state["t"])
         self.dt_next = float(state["dt_next"])
         self.last_dt = float(state["last_dt"])

@@ -36,7 +36,7 @@ import numpy as np
 
 from .config import ConfigError
 
-__all__ = ["RunWriter", "RunData", "open_run", "check_writable", "DIAGNOSTIC_SERIES", "FORMAT"]
+__all__ = ["RunWriter", "NullWriter", "RunData", "open_run", "check_writable", "DIAGNOSTIC_SERIES", "FORMAT"]
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +260,26 @@ class RunWriter:
     def close(self):
         if self.file.id.valid:
             self.file.close()
+
+
+class NullWriter:
+    """Stands in for :class:`RunWriter` on the processes of a distributed run that do not
+    write: they compute the same snapshots and checkpoints (collectively), and drop them."""
+
+    n_snapshots = 0
+    n_diagnostics = 0
+
+    def write_snapshot(self, t, mu):
+        pass
+
+    def write_diagnostics(self, values, norms):
+        pass
+
+    def write_checkpoint(self, state):
+        pass
+
+    def close(self):
+        pass
 
 
 def recover(path: pathlib.Path):

@@ -5,12 +5,18 @@ A tracker has ``start(solver)``, ``next_time()`` (the next time it needs the sta
 ``after_step(solver)`` (called after every accepted step, for wall-clock work such as
 checkpoints and progress) and ``finish(solver)``. :func:`drive` advances the solver to the
 earliest time any tracker asks for, lands on it exactly and hands it the state.
+
+In a distributed run every process drives its trackers identically: decisions that depend
+on the wall clock or on a signal (checkpoints, interrupts) are agreed on by all processes
+through ``solver.layout.any`` before anyone acts, since acting (gathering the state) is
+collective.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import signal
 import time
 
 import numpy as np
@@ -78,9 +84,13 @@ class _ScheduledTracker(Tracker):
         self.index = 0
 
     def start(self, solver):
-        # at t = 0 the time 0 is still due; after a restart at t the times ≤ t are done
-        side = "left" if solver.steps == 0 else "right"
-        self.index = int(np.searchsorted(self.times, solver.t, side=side))
+        # at t = 0 the time 0 is still due; after a restart at t the times reached at t are done
+        # (up to TIME_TOLERANCE: the solver may have landed on another schedule's rounding of them)
+        if solver.steps == 0:
+            self.index = int(np.searchsorted(self.times, solver.t, side="left"))
+        else:
+            self.index = int(np.searchsorted(self.times, solver.t + TIME_TOLERANCE * max(1.0, abs(solver.t)),
+                                             side="right"))
 
     def next_time(self):
         return self.times[self.index] if self.index < len(self.times) else math.inf
@@ -138,7 +148,7 @@ class CheckpointTracker(Tracker):
 
     def after_step(self, solver):
         due_steps = self.steps is not None and solver.steps - self.last_step >= self.steps
-        if due_steps or self.clock() - self.last_time >= self.seconds:
+        if due_steps or solver.layout.any(self.clock() - self.last_time >= self.seconds):
             self.save(solver)
 
     def save(self, solver):
@@ -161,8 +171,8 @@ class InterruptTracker(Tracker):
         self.flag = flag
 
     def after_step(self, solver):
-        if self.flag.get("signum"):
-            raise Interrupted(self.flag["signum"])
+        if solver.layout.any(self.flag.get("signum")):
+            raise Interrupted(self.flag.get("signum") or signal.SIGTERM)
 
 
 class ProgressTracker(Tracker):
@@ -193,7 +203,7 @@ class ProgressTracker(Tracker):
 
     @staticmethod
     def _energy(solver):
-        return solver.sums.energy(solver.rho_hat)
+        return solver.energy
 
     def finish(self, solver):
         if self.bar is not None:

@@ -279,3 +279,21 @@ def test_progress_is_logged_when_not_on_a_terminal(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 5  # every second step at 6 s per step and a 10 s interval
     assert lines[0].startswith("t=1/5 step 2 dt=0.5 E=")
+
+
+def test_restart_skips_a_time_reached_up_to_another_schedules_rounding():
+    """The solver may land on one schedule's rounding of a time another schedule also asks for
+    (10^0.5 as 0.01·(10^0.05)^50 and as (10^0.25)^2); a restart there must not record it again."""
+    from types import SimpleNamespace
+
+    from sobolev_flow.trackers import SnapshotTracker
+
+    snapshots = schedule_times({"t0": 1.0, "ratio": 10**0.25}, 100.0)
+    diagnostics = schedule_times({"t0": 0.01, "ratio": 10**0.05}, 100.0)
+    t_snap = snapshots[np.argmin(np.abs(snapshots - 10**0.5))]
+    t_diag = diagnostics[np.argmin(np.abs(diagnostics - 10**0.5))]
+    assert t_snap != t_diag and abs(t_snap - t_diag) < 1e-13  # the case at hand
+    landed = min(t_snap, t_diag)
+    tracker = SnapshotTracker(snapshots, writer=None)
+    tracker.start(SimpleNamespace(t=landed, steps=10))
+    assert tracker.next_time() > 3.2
