@@ -11,7 +11,7 @@ Sections and keys (defaults in brackets)::
                   checkpoint_seconds [300.0], checkpoint_steps [none]
     [diagnostics] sobolev_orders [[-s, -1, 0, 1]]
     [fft]         backend ["auto"], threads [0 = automatic], effort ["estimate"],
-                  decomposition ["slab"] (for runs under MPI: "slab" or "pencil")
+                  decomposition ["slab"] (for runs under MPI: "slab" or "pencil"), deterministic [true]
 
 A density spec is a family name, a ``.npy`` path, or a table ``{family = "...", ...}`` (see
 :mod:`sobolev_flow.initial`). A schedule is a list of times, ``{every = Δt}`` (uniform from 0)
@@ -195,6 +195,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "threads": Key(0, integer(0), "FFT threads (0: automatic)"),
         "effort": Key("estimate", choice("estimate", "measure", "patient", "exhaustive"), "FFTW planner effort"),
         "decomposition": Key("slab", choice("slab", "pencil"), "how mpi4py-fft splits the grid in a run under MPI"),
+        "deterministic": Key(True, boolean, "a restart re-creates the run's measured FFTW plans from the run file"),
     },
 }
 

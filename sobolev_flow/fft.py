@@ -25,7 +25,8 @@ import pickle
 
 import numpy as np
 
-__all__ = ["RealFFT", "BACKENDS", "EFFORTS", "resolve_backend", "default_threads", "wisdom_path"]
+__all__ = ["RealFFT", "BACKENDS", "EFFORTS", "resolve_backend", "default_threads", "wisdom_path", "export_wisdom",
+           "import_wisdom"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,22 @@ def wisdom_path(threads: int) -> pathlib.Path:
     if not base:
         base = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "sobolev_flow"
     return pathlib.Path(base) / f"fftw-wisdom-pyfftw{pyfftw.__version__}-threads{threads}.pickle"
+
+
+def export_wisdom() -> bytes:
+    """FFTW's current double-precision wisdom (b"" without pyfftw)."""
+    try:
+        import pyfftw
+    except ImportError:
+        return b""
+    return pyfftw.export_wisdom()[0]
+
+
+def import_wisdom(wisdom: bytes) -> bool:
+    """Add double-precision wisdom (as from :func:`export_wisdom`) to FFTW's; False if rejected."""
+    import pyfftw
+
+    return bool(wisdom) and bool(pyfftw.import_wisdom((wisdom, b"", b""))[0])
 
 
 def _import_wisdom(path: pathlib.Path) -> bool:
@@ -139,10 +156,14 @@ class RealFFT:
     physical, spectral : ndarray, optional
         Buffers to plan on instead of allocating new ones (for example a view into a larger
         buffer). Their contents are destroyed by planning.
+    wisdom_only : bool
+        Only accept plans FFTW already has wisdom for (``FFTW_WISDOM_ONLY``): a process that
+        imported a run's wisdom then executes exactly that run's plans, or fails with a
+        ValueError. Ignored for "estimate" (always deterministic) and by numpy.
     """
 
     def __init__(self, shape, batch=1, backend="auto", threads=None, effort="estimate", physical=None, spectral=None,
-                 use_wisdom=True):
+                 use_wisdom=True, wisdom_only=False):
         if effort not in EFFORTS:
             raise ValueError(f"fft_effort={effort!r}: expected one of {', '.join(EFFORTS)}")
         self.shape = tuple(shape)
@@ -169,12 +190,19 @@ class RealFFT:
             if wisdom is not None:
                 _import_wisdom(wisdom)
             flags = ("FFTW_" + effort.upper(), "FFTW_DESTROY_INPUT")
-            self._forward = pyfftw.FFTW(
-                self.physical, self.spectral, axes=self.axes, direction="FFTW_FORWARD", flags=flags, threads=self.threads
-            )
-            self._backward = pyfftw.FFTW(
-                self.spectral, self.physical, axes=self.axes, direction="FFTW_BACKWARD", flags=flags, threads=self.threads
-            )
+            if wisdom_only and effort != "estimate":
+                flags += ("FFTW_WISDOM_ONLY",)
+            try:
+                self._forward = pyfftw.FFTW(self.physical, self.spectral, axes=self.axes, direction="FFTW_FORWARD",
+                                            flags=flags, threads=self.threads)
+                self._backward = pyfftw.FFTW(self.spectral, self.physical, axes=self.axes,
+                                             direction="FFTW_BACKWARD", flags=flags, threads=self.threads)
+            except RuntimeError as err:
+                if "FFTW_WISDOM_ONLY" not in flags:
+                    raise
+                raise ValueError(f"fft.deterministic=true: the stored FFTW wisdom has no plan for a {self.shape} "
+                                 f"transform with threads={self.threads} ({err}); set fft.deterministic=false to "
+                                 "plan anew (results then agree to rounding, not bit for bit)") from None
             if wisdom is not None:
                 _export_wisdom(wisdom)
 

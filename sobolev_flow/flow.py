@@ -47,8 +47,8 @@ class Flow:
         Fourier coefficients of the target ν on the grid's spectral layout (default: ν ≡ 1).
     stabilisation : float, optional
         ν̄ > 0; default max ν over the grid (1 for uniform ν).
-    fft_backend, threads, fft_effort
-        Passed to :class:`~sobolev_flow.fft.RealFFT`.
+    fft_backend, threads, fft_effort, fft_wisdom_only
+        Passed to :class:`~sobolev_flow.fft.RealFFT` (``fft_wisdom_only`` as ``wisdom_only``).
 
     Attributes
     ----------
@@ -61,7 +61,7 @@ class Flow:
     """
 
     def __init__(self, grid: Torus, kernel, nu_hat=None, stabilisation=None, fft_backend="auto", threads=None,
-                 fft_effort="estimate"):
+                 fft_effort="estimate", fft_wisdom_only=False):
         self.grid = grid
         self.kernel = kernel
         weights = np.asarray(kernel.weights(grid), dtype=float)
@@ -88,9 +88,9 @@ class Flow:
         self._rho = empty_aligned((1,) + padded, float)
         self._work = empty_aligned((1,) + padded, float)
         self._to_rho = RealFFT(padded, backend=fft_backend, threads=threads, effort=fft_effort,
-                               physical=self._rho, spectral=self._spectral)
+                               physical=self._rho, spectral=self._spectral, wisdom_only=fft_wisdom_only)
         self._to_work = RealFFT(padded, backend=self._to_rho.backend, threads=threads, effort=fft_effort,
-                                physical=self._work, spectral=self._spectral)
+                                physical=self._work, spectral=self._spectral, wisdom_only=fft_wisdom_only)
         self.fft_backend = self._to_rho.backend
         self.threads = self._to_rho.threads
         self.fft_effort = fft_effort

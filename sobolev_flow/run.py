@@ -23,6 +23,8 @@ import signal
 import sys
 import time
 
+import numpy as np
+
 from . import __version__
 from .config import ConfigError, grid_shape, load, resolve, schedule_times
 from .grid import Torus
@@ -30,8 +32,9 @@ from .initial import density
 from .kernels import SobolevKernel
 from .solver import Solver, memory_estimate
 from .steppers import get_scheme
-from .parallel import launched_rank, world
-from .storage import NullWriter, RunWriter, check_writable, read_config
+from .fft import export_wisdom, import_wisdom, resolve_backend
+from .parallel import launched_processes, launched_rank, world
+from .storage import NullWriter, RunWriter, check_writable, read_config, read_wisdom
 from .trackers import (CheckpointTracker, DiagnosticsTracker, InterruptTracker, Interrupted, ProgressTracker,
                        SnapshotTracker, drive)
 
@@ -128,10 +131,11 @@ def unused_path(path: pathlib.Path) -> pathlib.Path:
     return candidate
 
 
-def build(cfg, base_dir, comm=None) -> Solver:
+def build(cfg, base_dir, comm=None, wisdom_only=False) -> Solver:
     """Grid, kernel, densities and solver from a resolved configuration (ValueError on bad input).
 
-    ``comm``: an MPI communicator to distribute the run over (see :class:`~sobolev_flow.solver.Solver`).
+    ``comm``: an MPI communicator to distribute the run over (see :class:`~sobolev_flow.solver.Solver`);
+    ``wisdom_only``: plan from imported FFTW wisdom alone (see :func:`restore_plans`).
     """
     grid = Torus(grid_shape(cfg), dealias=cfg["grid"]["dealias"])
     get_scheme(cfg["time"]["scheme"])  # an unknown scheme is reported before any density is built
@@ -145,7 +149,30 @@ def build(cfg, base_dir, comm=None) -> Solver:
                   max_steps=t["max_steps"], stabilisation=cfg["model"]["stabilisation"],
                   normalize=cfg["initial"]["normalize"], fft_backend=fft["backend"],
                   threads=fft["threads"] or None, fft_effort=fft["effort"], comm=comm,
-                  decomposition=fft["decomposition"])
+                  decomposition=fft["decomposition"], fft_wisdom_only=wisdom_only)
+
+
+def restore_plans(cfg, path, restart: bool) -> bool:
+    """Before a restart with measured plans and ``fft.deterministic``: import the FFTW wisdom the
+    run file keeps, so that the continued run executes the same plans and continues bit for bit.
+
+    Returns whether planning must use that wisdom alone (False when there is nothing to restore:
+    "estimate" planning, which is deterministic anyway, or a file without stored wisdom).
+    """
+    fft = cfg["fft"]
+    if not (restart and fft["deterministic"] and fft["effort"] != "estimate"):
+        return False
+    if resolve_backend(fft["backend"]) != "pyfftw" or launched_processes() > 1:
+        return False
+    wisdom = read_wisdom(path)
+    if not wisdom:
+        log.warning("%s keeps no FFTW wisdom: the restart plans anew and agrees with an uninterrupted run to "
+                    "rounding, not bit for bit", path)
+        return False
+    if not import_wisdom(wisdom):
+        raise ConfigError(f"fft.deterministic=true: FFTW rejects the wisdom stored in {str(path)!r} (another FFTW "
+                          "build?); set fft.deterministic=false to plan anew")
+    return True
 
 
 def sobolev_orders(cfg):
@@ -186,7 +213,8 @@ def run(config=None, overrides=(), output=None, overwrite=False, restart=False) 
                               output=None if output is None else str(output), overwrite=overwrite, restart=restart,
                               dry_run=False, quiet=True)
     cfg, path, _ = configure(args)
-    solver = build(cfg, pathlib.Path(args.config).parent if args.config else pathlib.Path("."))
+    solver = build(cfg, pathlib.Path(args.config).parent if args.config else pathlib.Path("."),
+                   wisdom_only=restore_plans(cfg, path, restart))
     simulate(cfg, path, solver, restart=restart, overwrite=overwrite)
     return path
 
@@ -207,7 +235,7 @@ def main(argv=None) -> int:
             say(to_toml(cfg))
             say(f"# estimated working memory: {need / 2**20:.1f} MiB (grid {grid.shape}, padded {grid.padded_shape})")
             return 0
-        solver = build(cfg, base_dir, comm)
+        solver = build(cfg, base_dir, comm, wisdom_only=restore_plans(cfg, path, args.restart))
     except ValueError as err:  # ConfigError is a ValueError; so are the solver's input checks
         say(f"error: {err}", file=sys.stderr)
         return 2
@@ -274,6 +302,8 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
     layout = solver.layout
     metadata = {"fft_backend": solver.flow.fft_backend, "threads": solver.flow.threads,
                 "fft_effort": solver.flow.fft_effort, "processes": layout.size}
+    if solver.flow.fft_effort != "estimate" and solver.flow.fft_backend == "pyfftw":
+        metadata["fft_wisdom"] = np.void(export_wisdom())  # the plans, for a deterministic restart
     layout.barrier()  # every process has checked the output path before the first one creates it
 
     def open_file():

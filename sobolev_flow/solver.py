@@ -171,6 +171,9 @@ class Solver:
         Kernel with ``weights(grid)``; default ``SobolevKernel(s)``.
     fft_backend, threads, fft_effort
         See :class:`~sobolev_flow.fft.RealFFT`.
+    fft_wisdom_only : bool
+        Plan only from FFTW wisdom already imported (``wisdom_only`` of
+        :class:`~sobolev_flow.fft.RealFFT`): how a restart re-creates its run's measured plans.
     max_steps : int, optional
         Give up (RuntimeError) after this many accepted steps.
     comm : mpi4py.MPI.Comm, optional
@@ -185,7 +188,8 @@ class Solver:
 
     def __init__(self, grid, s, mu0, nu=None, *, scheme="etdrk4", rtol=1e-6, atol=1e-12, dt=None, dt_initial=None,
                  dt_max=math.inf, cfl=0.5, stabilisation=None, normalize=False, kernel=None, fft_backend="auto",
-                 threads=None, fft_effort="estimate", max_steps=None, comm=None, decomposition="slab"):
+                 threads=None, fft_effort="estimate", max_steps=None, comm=None, decomposition="slab",
+                 fft_wisdom_only=False):
         # ---- validation at the edge
         self.grid = grid
         self.scheme = get_scheme(scheme)
@@ -229,7 +233,7 @@ class Solver:
         else:
             layout = SERIAL
             self.flow = Flow(grid, self.kernel, nu_hat=nu_hat, stabilisation=stabilisation, fft_backend=fft_backend,
-                             threads=threads, fft_effort=fft_effort)
+                             threads=threads, fft_effort=fft_effort, fft_wisdom_only=fft_wisdom_only)
         self.layout = layout
         self.stepper = self.scheme.stepper(self.flow)
         self.rtol, self.atol, self.cfl, self.dt_max = float(rtol), float(atol), float(cfl), float(dt_max)

@@ -307,6 +307,13 @@ def recover(path: pathlib.Path):
     os.replace(tmp, path)
 
 
+def read_wisdom(path) -> bytes:
+    """The FFTW wisdom a run file keeps (root attribute ``fft_wisdom``; b"" if none)."""
+    with _open_read(path) as f:
+        value = f.attrs.get("fft_wisdom")
+    return b"" if value is None else np.asarray(value).tobytes()
+
+
 def read_checkpoint(f) -> dict | None:
     """The current checkpoint of an open run file, or None."""
     current = int(f["checkpoint/current"][()])

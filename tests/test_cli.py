@@ -189,6 +189,30 @@ def test_restart_to_a_later_time_equals_an_uninterrupted_run(tmp_path):
     assert "t_end=40" in result.stdout
 
 
+def test_restart_with_measured_plans_replays_the_stored_wisdom(tmp_path, monkeypatch):
+    """fft.effort = "measure": the run file keeps the FFTW wisdom, and a restart in a process with
+    an empty wisdom cache plans from it alone, so it continues bit for bit; a restart whose
+    transforms the stored wisdom does not cover (another thread count) is refused, untouched."""
+    config = exact_times_config(tmp_path, 40.0)
+    measured = ["--quiet", "--set", "fft.effort=measure", "grid.n=48"]
+    monkeypatch.setenv("SOBOLEV_FLOW_CACHE", str(tmp_path / "cache-a"))
+    cli(str(config), *measured, "--output", "whole.h5", cwd=tmp_path, check=0)
+    cli(str(config), *measured, "time.t_end=10.0", "--output", "split.h5", cwd=tmp_path, check=0)
+    with h5py.File(tmp_path / "split.h5", "r") as f:
+        assert b"fftw_wisdom" in np.asarray(f.attrs["fft_wisdom"]).tobytes()
+    before = digest(tmp_path / "split.h5")
+    monkeypatch.setenv("SOBOLEV_FLOW_CACHE", str(tmp_path / "cache-b"))
+    refused = cli("--output", "split.h5", "--restart", "--set", "fft.threads=2", cwd=tmp_path, check=2)
+    assert refused.stderr.startswith("error: fft.deterministic=true: the stored FFTW wisdom has no plan")
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert digest(tmp_path / "split.h5") == before
+    monkeypatch.setenv("SOBOLEV_FLOW_CACHE", str(tmp_path / "cache-c"))
+    cli("--output", "split.h5", "--restart", "--set", "time.t_end=40.0", "--quiet", cwd=tmp_path, check=0)
+    whole, split = open_run(tmp_path / "whole.h5"), open_run(tmp_path / "split.h5")
+    assert np.array_equal(whole.mu, split.mu)
+    assert np.array_equal(whole.diagnostics["energy"], split.diagnostics["energy"])
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_leaves_a_file_that_restarts_to_the_same_state(tmp_path, sig, code):
     config = exact_times_config(tmp_path, 40.0)

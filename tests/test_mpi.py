@@ -118,3 +118,33 @@ def test_one_dimensional_grid_is_refused_under_mpi(tmp_path):
     assert result.returncode != 0
     assert "error: d=1: distributed runs need a grid of dimension 2 or 3" in result.stderr
     assert not (tmp_path / "x.h5").exists()
+
+
+SOLVE_SCRIPT = """
+import numpy as np
+from mpi4py import MPI
+from sobolev_flow import Torus, solve
+
+grid = Torus((32, 24))
+x, y = grid.mesh()
+mu0 = 1 + 0.4 * np.cos(x) * np.sin(2 * y) + 0.2 * np.cos(3 * y)
+options = dict(s=1.5, mu0=mu0, times=[0.5, 2.0], threads=1)
+distributed = solve(grid, comm=MPI.COMM_WORLD, **options)
+serial = solve(grid, **options)
+assert distributed.stats["processes"] == 2 and serial.stats["processes"] == 1
+error = float(np.max(np.abs(distributed.mu - serial.mu)))
+energy = float(np.max(np.abs(distributed.diagnostics["energy"] - serial.diagnostics["energy"])))
+print(MPI.COMM_WORLD.rank, error, energy, flush=True)
+"""
+
+
+def test_solve_with_a_communicator_returns_the_whole_result_on_every_process(tmp_path):
+    script = tmp_path / "solve_mpi.py"
+    script.write_text(SOLVE_SCRIPT)
+    result = subprocess.run(["mpirun", "-n", "2", "--oversubscribe", sys.executable, str(script)], cwd=tmp_path,
+                            env=env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = sorted(line.split() for line in result.stdout.splitlines())
+    assert [line[0] for line in lines] == ["0", "1"]
+    for _, error, energy in lines:
+        assert float(error) <= 1e-12 and float(energy) <= 1e-14
