@@ -19,9 +19,10 @@ class SpectralSums:
 
     A real field's coefficients are Hermitian, so Σ_{k∈Z^d} a_k conj(f_k) g_k =
     Re Σ_{half layout} w_k a_k conj(f_k) g_k with the multiplicities w of
-    :attr:`Torus.rfft_weights`. Each form keeps its real weight array w·a (contiguous) and the
-    sums go through one product into a preallocated work array and a real dot product, so a
-    run's per-step diagnostics allocate nothing.
+    :attr:`Torus.rfft_weights`. The forms of the hot path (energy, dissipation, L² norm) keep
+    their real weight arrays w·a; the occasional ones (Sobolev norms of any order, the tail
+    fraction) form theirs in one scratch array when called, so a run keeps 1.5 real
+    arrays here whatever the number of Sobolev orders it records, and allocates nothing per call.
 
     Under a distributed layout (:mod:`sobolev_flow.parallel`) the arrays are this process's
     block and every sum is completed by one reduction, so each call is collective.
@@ -43,28 +44,27 @@ class SpectralSums:
         self.layout = layout = SERIAL if layout is None else layout
         local = layout.local
         self._w = local(np.ascontiguousarray(grid.rfft_weights, dtype=float))
-        self._work = np.empty(self._w.shape, dtype=complex)
         self._kernel = None if weights is None else self._w * weights
-        self._sobolev = {}
+        self._scratch = np.empty(self._w.shape)
         nonzero = grid.k2 > 0
         top = np.zeros(grid.spectral_shape, dtype=bool)
         for k, n in zip(grid.wavenumbers(), grid.shape):
             kmax = (n // 2 - 1) if grid.dealias == "3/2" else int(np.ceil(n / 3) - 1)
             top |= np.abs(k) > 2 * kmax / 3
-        self._resolved = self._w * local(grid.resolved & nonzero)
-        self._top = self._w * local(grid.resolved & nonzero & top)
+        self._nonzero = local(nonzero)
+        self._resolved = local(grid.resolved & nonzero)
+        self._top = local(grid.resolved & nonzero & top)
 
     def bilinear(self, a: np.ndarray, f: np.ndarray, g: np.ndarray) -> float:
         """Re Σ_{k∈Z^d} a_k conj(f_k) g_k for a = w·(the coefficient) as stored here.
 
-        Re conj(f)·(a g) = f.re (a g).re + f.im (a g).im is summed by ``einsum`` over the real
-        views, not by a BLAS dot product: a multithreaded BLAS leaves its threads spinning after
-        each call, which here slowed the FFTs that follow by a factor of 3.
+        Re conj(f)·(a g) = a (f.re g.re + f.im g.im) is summed in one pass by ``einsum`` over the
+        real views (no temporary), not by a BLAS dot product: a multithreaded BLAS leaves its
+        threads spinning after each call, which here slowed the FFTs that follow by a factor of 3.
         """
-        work = self._work
-        np.multiply(a, g, out=work)
-        f = np.ascontiguousarray(f)
-        return self.layout.sum(float(np.einsum("i,i->", f.view(float).ravel(), work.view(float).ravel())))
+        pairs_f = np.ascontiguousarray(f).view(float).reshape(-1, 2)
+        pairs_g = np.ascontiguousarray(g).view(float).reshape(-1, 2)
+        return self.layout.sum(float(np.einsum("ij,ij,i->", pairs_f, pairs_g, a.reshape(-1))))
 
     def mass(self, f_hat) -> float:
         """∫ f dm = f_0."""
@@ -83,19 +83,23 @@ class SpectralSums:
         return float(np.sqrt(self.bilinear(self._w, f_hat, f_hat)))
 
     def sobolev_norm(self, f_hat, q: float) -> float:
-        """‖f‖_{Ḣ^q} = (Σ_{k≠0} |k|^{2q} |f_k|²)^{1/2} (the weights of each q are kept)."""
-        if q not in self._sobolev:
-            k2 = self.grid.k2
-            weight = np.zeros(self.grid.spectral_shape)
-            np.power(k2, q, out=weight, where=k2 > 0)
-            self._sobolev[q] = self._w * self.layout.local(weight)
-        return float(np.sqrt(max(self.bilinear(self._sobolev[q], f_hat, f_hat), 0.0)))
+        """‖f‖_{Ḣ^q} = (Σ_{k≠0} |k|^{2q} |f_k|²)^{1/2}."""
+        weight = self._scratch
+        weight.fill(0.0)
+        for k in self.grid.wavenumbers():  # |k|² by broadcast sums, without a grid-sized temporary
+            weight += self.layout.local(np.broadcast_to(k**2, self.grid.spectral_shape))
+        np.power(weight, q, out=weight, where=self._nonzero)
+        weight[~self._nonzero] = 0.0
+        weight *= self._w
+        return float(np.sqrt(max(self.bilinear(weight, f_hat, f_hat), 0.0)))
 
     def tail_fraction(self, f_hat) -> float:
         """Share of Σ_{k≠0} |f_k|² (resolved modes) in the top third of resolved wavenumbers:
         max_j |k_j| / K_j > 2/3, K_j the largest resolved |k_j|. Not small: under-resolved."""
-        total = self.bilinear(self._resolved, f_hat, f_hat)
-        return 0.0 if total == 0.0 else self.bilinear(self._top, f_hat, f_hat) / total
+        total = self.bilinear(np.multiply(self._w, self._resolved, out=self._scratch), f_hat, f_hat)
+        if total == 0.0:
+            return 0.0
+        return self.bilinear(np.multiply(self._w, self._top, out=self._scratch), f_hat, f_hat) / total
 
 
 def energy(grid: Torus, weights: np.ndarray, rho_hat: np.ndarray) -> float:

@@ -9,9 +9,11 @@ The solver's unknown is ρ = μ − ν in Fourier coefficients. With ψ = K ⋆ 
 
 where ν̄ > 0 is a stabilisation constant (ν̄ = max ν by default; ν̄ = 1 for uniform ν, when
 N(ρ) = div(ρ∇ψ) is purely quadratic). The product is formed on the padded grid one component at a time
-(so that only four padded arrays are needed whatever d) and the divergence taken in Fourier
-space, so N costs 1 + d inverse and d forward real FFTs. N_0 = 0
-identically, so the mass of μ is conserved exactly.
+and the divergence taken in Fourier space, so N costs 1 + d inverse and d forward real FFTs. Whatever
+d, the padded arrays are three fields (ρ, the work field holding ∂_jψ and then F_j, and |∇ψ|² for
+the monitor) and one spectral buffer; ψ stays on the unpadded layout and is zero-padded block by
+block into the spectral buffer, and each flux spectrum is truncated block by block straight into
+the output. N_0 = 0 identically, so the mass of μ is conserved exactly.
 """
 
 from __future__ import annotations
@@ -73,9 +75,12 @@ class Flow:
         if nu_hat is None:
             nu_hat = np.zeros(grid.spectral_shape, dtype=complex)
             nu_hat.flat[0] = 1.0
-        self.nu_hat = grid.project(np.array(nu_hat, dtype=complex))
-        self.uniform = not np.any(self.nu_hat.ravel()[1:])
-        nu_max = float(self.nu_hat.flat[0].real) if self.uniform else float(grid.to_physical(self.nu_hat).max())
+        nu_hat = grid.project(np.array(nu_hat, dtype=complex))
+        self.uniform = not np.any(nu_hat.ravel()[1:])
+        self.nu_mean = float(nu_hat.flat[0].real)
+        # a uniform target is its mean alone: no array is kept for it
+        self._nu_hat = None if self.uniform else nu_hat
+        nu_max = self.nu_mean if self.uniform else float(grid.to_physical(nu_hat).max())
         self.stabilisation = nu_max if stabilisation is None else float(stabilisation)
         if not (math.isfinite(self.stabilisation) and self.stabilisation > 0):
             raise ValueError(f"stabilisation={stabilisation!r}: expected a finite number > 0")
@@ -94,29 +99,34 @@ class Flow:
         self.fft_backend = self._to_rho.backend
         self.threads = self._to_rho.threads
         self.fft_effort = fft_effort
-        self._psi = empty_aligned(padded_spectral, complex)  # ψ on the padded layout
+        self._psi = np.empty(grid.spectral_shape, complex)  # ψ on the unpadded layout
         self._speed2 = empty_aligned(padded, float)  # |∇ψ|², accumulated when monitoring
+        # the spectral buffer seen as a padded real field (it holds at least as many doubles)
+        self._scratch = self._spectral.view(float).reshape(-1)[:math.prod(padded)].reshape(padded)
         self._blocks = grid.embedding()
         self._padding = _padding_slabs(grid)
-        # K̂ on the padded layout (zero in the padding) and i k_j as broadcast vectors there, so
-        # that ψ and ∂_j ψ are formed by contiguous products on the whole padded array
-        self._weights_padded = np.zeros(padded_spectral)
-        for src, dst in self._blocks:
-            self._weights_padded[dst] = self.weights[src]
-        self._ik_padded = [1j * kj for kj in Torus(padded).wavenumbers()]
-        # (div F)_k = i k · F_k, with the forward FFT's normalisation 1/size(padded) folded in
+        self._uncovered = _uncovered_slabs(grid)
+        # per block: i k_j restricted to it, for ∂_j ψ (ik) and for the divergence with the forward
+        # FFT's normalisation 1/size(padded) folded in (ik_div)
         scale = 1.0 / math.prod(padded)
-        self._ik_div = [1j * scale * kj for kj in grid.wavenumbers()]
-        # one flux component's resolved modes, gathered contiguously; entries no block writes
-        # (the Nyquist planes) stay 0
-        self._flux = np.zeros(grid.spectral_shape, dtype=complex)
-        self._tmp = np.empty(grid.spectral_shape, dtype=complex)
-        if self.uniform and self.stabilisation == self.nu_hat.flat[0].real:
+        ks = grid.wavenumbers()
+        self._ik = [[_restrict(1j * k, src) for src, _ in self._blocks] for k in ks]
+        self._ik_div = [[_restrict(1j * scale * k, src) for src, _ in self._blocks] for k in ks]
+        if self.uniform and self.stabilisation == self.nu_mean:
             self._offset = None
         else:
             # ν − ν̄ sampled on the padded grid (spectral interpolation)
             self._offset = self._interpolate(self.nu_hat) - self.stabilisation
         self.evaluations = 0
+
+    @property
+    def nu_hat(self) -> np.ndarray:
+        """Coefficients of ν (unresolved modes removed); a new array for a uniform target."""
+        if self._nu_hat is not None:
+            return self._nu_hat
+        nu_hat = np.zeros(self.grid.spectral_shape, dtype=complex)
+        nu_hat.flat[0] = self.nu_mean
+        return nu_hat
 
     # -------------------------------------------------------------------------
     def _interpolate(self, f_hat: np.ndarray) -> np.ndarray:
@@ -151,31 +161,35 @@ class Flow:
             Also return a :class:`Monitor` with min μ and max|∇ψ| on the padded grid.
         """
         self.evaluations += 1
-        # 1. ψ = K̂ ρ on the padded layout (K̂ vanishes in the padding); ρ to the padded grid
+        # 1. ρ to the padded grid; ψ = K̂ ρ
         spec = self._embed(rho_hat)
-        np.multiply(self._weights_padded, spec, out=self._psi)
         rho = self._to_rho.backward()[0]
         if self._offset is not None:
             rho += self._offset  # now μ − ν̄
-        work, speed2 = self._work[0], self._speed2
+        psi = np.multiply(self.weights, rho_hat, out=self._psi)
+        work, speed2, blocks = self._work[0], self._speed2, self._blocks
         if monitor:
             speed2.fill(0.0)
         # 2. for each axis: ∂_j ψ to the grid, flux F_j = (μ − ν̄) ∂_j ψ, back, (div F)_k += i k_j F_j,k
-        for j, ik in enumerate(self._ik_padded):
-            np.multiply(self._psi, ik, out=spec)
+        for j in range(self.grid.d):
+            for index in self._padding:  # the c2r destroyed the buffer
+                spec[index] = 0.0
+            for (src, dst), ik in zip(blocks, self._ik[j]):
+                np.multiply(psi[src], ik, out=spec[dst])
             self._to_work.backward()
-            if monitor:
-                speed2 += work * work
+            if monitor:  # (∂_j ψ)² into the spectral buffer's memory, free until the r2c below
+                square = np.multiply(work, work, out=self._scratch)
+                speed2 += square
             work *= rho
             self._to_work.forward()
-            flux = self._flux
-            for src, dst in self._blocks:
-                flux[src] = spec[dst]
-            if j == 0:
-                np.multiply(flux, self._ik_div[0], out=out)
-            else:
-                np.multiply(flux, self._ik_div[j], out=self._tmp)
-                out += self._tmp
+            for (src, dst), ik in zip(blocks, self._ik_div[j]):
+                if j == 0:
+                    np.multiply(spec[dst], ik, out=out[src])
+                else:
+                    block = np.multiply(spec[dst], ik, out=spec[dst])
+                    out[src] += block
+        for index in self._uncovered:  # the Nyquist planes, which no block writes
+            out[index] = 0.0
         if self.grid.dealias == "2/3":
             out *= self.grid.resolved
         if monitor:
@@ -195,6 +209,25 @@ class Flow:
         self.explicit(rho_hat, out)
         out += self.linear * rho_hat
         return out
+
+
+def _restrict(vector: np.ndarray, block: tuple) -> np.ndarray:
+    """A broadcast vector (one axis of length > 1) restricted to ``block``, still broadcastable."""
+    index = tuple(slice(None) if n == 1 else b for n, b in zip(vector.shape, block))
+    return np.ascontiguousarray(vector[index])
+
+
+def _uncovered_slabs(grid: Torus) -> list:
+    """Slices of the unpadded spectral layout that no embedding block covers: the Nyquist
+    index n/2 of every axis (empty for 2/3 truncation, whose block is the whole layout)."""
+    if grid.dealias == "2/3":
+        return []
+    slabs = []
+    for axis, n in enumerate(grid.shape):
+        index = [slice(None)] * grid.d
+        index[axis] = slice(n // 2, n // 2 + 1)
+        slabs.append(tuple(index))
+    return slabs
 
 
 def _padding_slabs(grid: Torus) -> list:

@@ -131,9 +131,9 @@ class Torus:
             ks.append(k.reshape(view))
         return tuple(ks)
 
-    @cached_property
+    @property
     def k2(self) -> np.ndarray:
-        """|k|² on the spectral layout."""
+        """|k|² on the spectral layout (a new array: it is needed only while setting up)."""
         return sum(k**2 for k in self.wavenumbers())
 
     @cached_property
@@ -195,9 +195,12 @@ class Torus:
         """Fourier coefficients f_k = ∫ f e^{-ik·x} dm of grid values (not the hot path)."""
         return scipy.fft.rfftn(f, axes=range(-self.d, 0)) / self.size
 
-    def to_physical(self, f_hat: np.ndarray) -> np.ndarray:
-        """Grid values f(x) = Σ_k f_k e^{ik·x} of Fourier coefficients (not the hot path)."""
-        return scipy.fft.irfftn(f_hat, s=self.shape, axes=range(-self.d, 0)) * self.size
+    def to_physical(self, f_hat: np.ndarray, overwrite: bool = False) -> np.ndarray:
+        """Grid values f(x) = Σ_k f_k e^{ik·x} of Fourier coefficients (not the hot path);
+        ``overwrite=True`` lets the transform destroy ``f_hat`` instead of copying it."""
+        f = scipy.fft.irfftn(f_hat, s=self.shape, axes=range(-self.d, 0), overwrite_x=overwrite)
+        f *= self.size
+        return f
 
 
 def _even_fast_len(target: int) -> int:

@@ -231,6 +231,7 @@ class DistributedFlow:
         self.weights = local(weights)
         self.linear = local(-self.stabilisation * grid.k2 * weights)
         self.nu_hat = local(nu_hat)
+        self.nu_mean = float(nu_hat.flat[0].real)
         ks = [local(np.broadcast_to(k, grid.spectral_shape)) for k in grid.wavenumbers()]
         resolved = local(grid.resolved)
         self._ik = [1j * k for k in ks]

@@ -243,7 +243,8 @@ class Solver:
         shape = self.flow.linear.shape
         self.rho_hat = layout.local(grid.project(grid.to_spectral(mu0) - layout.gather(self.flow.nu_hat)))
         self._n = np.empty(shape, complex)
-        self._buffers = {name: np.empty(shape, complex) for name in ("full", "half", "n_half", "two", "tmp")}
+        # "full" holds the one-step result until the error is measured and is scratch afterwards
+        self._buffers = {name: np.empty(shape, complex) for name in ("full", "half", "n_half", "two")}
         self.t = 0.0
         self.steps = 0
         self.rejected = 0
@@ -266,7 +267,12 @@ class Solver:
 
     def density(self) -> np.ndarray:
         """μ on the grid (the whole grid, on every process of a distributed run)."""
-        return self.grid.to_physical(self.layout.gather(self.rho_hat + self.flow.nu_hat))
+        mu_hat = self.layout.gather(self.rho_hat).copy()
+        if self.flow.uniform:
+            mu_hat.flat[0] += self.flow.nu_mean
+        else:
+            mu_hat += self.layout.gather(self.flow.nu_hat)
+        return self.grid.to_physical(mu_hat, overwrite=True)
 
     def diagnostics(self) -> dict:
         """The series of :data:`DIAGNOSTICS` at the current state.
@@ -281,7 +287,7 @@ class Solver:
             "dt": self.last_dt,
             "energy": energy,
             "dissipation": self.dissipation,
-            "mass": self.sums.mass(self.rho_hat) + self.sums.mass(flow.nu_hat),
+            "mass": self.sums.mass(self.rho_hat) + flow.nu_mean,
             "min_mu": self.monitor.min_mu,
             "max_speed": self.monitor.max_speed,
             "tail_fraction": self.sums.tail_fraction(self.rho_hat),
@@ -290,7 +296,7 @@ class Solver:
 
     def _dissipation(self, rho_hat, n_hat) -> float:
         """D = −Σ conj(ψ_k)(Lρ + N)_k at a state with N(ρ) = ``n_hat``."""
-        dmu = self._buffers["tmp"]
+        dmu = self._buffers["full"]  # scratch whenever this is called
         np.multiply(self.flow.linear, rho_hat, out=dmu)
         dmu += n_hat
         return self.sums.dissipation(rho_hat, dmu)
@@ -423,9 +429,9 @@ class Solver:
         step(self.rho_hat, 0.5 * h, self._n, b["half"])
         self.flow.explicit(b["half"], b["n_half"])
         step(b["half"], 0.5 * h, b["n_half"], b["two"])
-        np.subtract(b["two"], b["full"], out=b["tmp"])
+        difference = np.subtract(b["two"], b["full"], out=b["full"])
         p = self.scheme.order
-        err = self._norm(b["tmp"]) / (2**p - 1)
+        err = self._norm(difference) / (2**p - 1)
         tol = self.rtol * self._norm(b["two"]) + self.atol
         ratio = err / tol if tol > 0 else math.inf
         if not math.isfinite(ratio):
@@ -490,22 +496,25 @@ def _check_density(name, values, grid, strict) -> np.ndarray:
 def memory_estimate(grid: Torus, scheme) -> int:
     """Bytes of working memory a run on ``grid`` with ``scheme`` allocates (an estimate).
 
-    Counts the spectral state and its work arrays (complex, on the half layout), the
-    exponential-integrator coefficients (real, for one step size), the multipliers
-    and the padded transform buffers; excludes snapshots kept by the caller.
+    Counts, on the half spectral layout, the complex state ρ, N(ρ), the four step-doubling
+    buffers, ψ and the stepper's stage buffers, and the real multipliers (K̂, L, the
+    diagnostic weights and their scratch, and for exponential schemes the coefficient arrays
+    for one step size with their index); on the padded grid, the spectral buffer and the fields
+    ρ, the work field and |∇ψ|². Excludes snapshots kept by the caller.
     """
     spectral = math.prod(grid.spectral_shape)
     stages = len(scheme.c)
-    complex_arrays = 10 + 2 * stages
-    real_arrays = 6
+    complex_arrays = 1 + 1 + 4 + 1 + (stages - 1) + 1  # ρ, N, step doubling, ψ, stage N's, stage U
+    real_arrays = 2 + 3  # K̂ and L; the diagnostic weights w, w·K̂ and their scratch
     if scheme.family == "exponential":
-        real_arrays += stages + 1 + len(scheme.a) + len(scheme.b)
+        distinct = len({c for c in scheme.c[1:]}) + 1 + len(scheme.a) + len(scheme.b)
+        real_arrays += distinct + 0.5  # the coefficients (a few coincide) and their int32 index
+    else:
+        complex_arrays += 1 + stages  # scratch, and the stage slopes (RK) or L U_i (IMEX)
     padded = math.prod(grid.padded_shape)
     padded_spectral = math.prod(grid.padded_spectral_shape)
-    # spectral buffer, ψ (complex) and K̂ (real) on the padded layout; ρ, work, |∇ψ|² and ν − ν̄
-    # on the padded grid
-    transforms = 2 * 16 * padded_spectral + 8 * padded_spectral + 4 * 8 * padded
-    return 16 * complex_arrays * spectral + 8 * real_arrays * spectral + transforms + 8 * grid.size
+    transforms = 16 * padded_spectral + 3 * 8 * padded
+    return int(16 * complex_arrays * spectral + 8 * real_arrays * spectral + transforms)
 
 
 def physical_memory() -> int:

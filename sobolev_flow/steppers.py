@@ -207,11 +207,15 @@ class _Stepper:
         self.stages = len(scheme.c)
         self._n = [None] + [np.empty(shape, complex) for _ in range(self.stages - 1)]
         self._u = np.empty(shape, complex)
-        self._tmp = np.empty(shape, complex)
+        self._tmp = np.empty(shape, complex) if self.needs_scratch else None
 
-    def _accumulate(self, out, terms):
-        """out += Σ coef · x over (coef, x) pairs, coef a scalar or a real array."""
-        tmp = self._tmp
+    #: Whether the algorithm needs a scratch array of its own for :meth:`_accumulate`.
+    needs_scratch = True
+
+    def _accumulate(self, out, terms, tmp=None):
+        """out += Σ coef · x over (coef, x) pairs, coef a scalar or a real array; ``tmp`` (default
+        the stepper's scratch) receives each product and must alias none of the arrays."""
+        tmp = self._tmp if tmp is None else tmp
         for coef, x in terms:
             if np.isscalar(coef):
                 if coef == 0:
@@ -290,11 +294,13 @@ class _ExponentialRKStepper(_Stepper):
     coefficient arrays (e.g. b_2 = b_3 of ETDRK4, e^{c z} for equal c) are stored once."""
 
     CACHE = 1
+    needs_scratch = False  # each product goes into a buffer that is free at that moment
 
     def __init__(self, scheme, flow):
         super().__init__(scheme, flow)
         self._values, self._inverse = np.unique(flow.linear, return_inverse=True)
-        self._inverse = self._inverse.reshape(flow.linear.shape)
+        index = np.int32 if self._values.size < 2**31 else np.int64
+        self._inverse = self._inverse.reshape(flow.linear.shape).astype(index)
         self._cache: dict = {}
         # preallocated coefficient arrays, one pool per cache slot, reused as h changes
         self._pools = [[] for _ in range(self.CACHE)]
@@ -335,7 +341,7 @@ class _ExponentialRKStepper(_Stepper):
 
         s = self.scheme
         coefficients = (
-            [gather(p(0, c)) for c in s.c],
+            [None] + [gather(p(0, c)) for c in s.c[1:]],  # e^{c_1 z} = 1 is never used
             gather(p(0, 1)),
             {ij: gather(h * f(p)) for ij, f in s.a.items()},
             [gather(h * f(p)) for f in s.b],
@@ -348,11 +354,11 @@ class _ExponentialRKStepper(_Stepper):
         expo, expo_h, ha, hb = self.coefficients(h)
         n, stage = [n0] + self._n[1:], self._u
         for i in range(1, self.stages):
-            # U_i = e^{c_i z} u + h Σ_j a_ij N_j, then N_i = N(U_i)
+            # U_i = e^{c_i z} u + h Σ_j a_ij N_j, then N_i = N(U_i); N_i's buffer is free until then
             np.multiply(expo[i], u, out=stage)
-            self._accumulate(stage, [(ha[(i, j)], n[j]) for j in range(i) if (i, j) in ha])
+            self._accumulate(stage, [(ha[(i, j)], n[j]) for j in range(i) if (i, j) in ha], tmp=n[i])
             self.flow.explicit(stage, out=n[i])
-        # update e^{z} u + h Σ b_i N_i
+        # update e^{z} u + h Σ b_i N_i; the stage buffer is free now
         np.multiply(expo_h, u, out=out)
-        self._accumulate(out, [(hbi, n[i]) for i, hbi in enumerate(hb)])
+        self._accumulate(out, [(hbi, n[i]) for i, hbi in enumerate(hb)], tmp=stage)
         return out
