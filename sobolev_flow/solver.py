@@ -497,20 +497,21 @@ def memory_estimate(grid: Torus, scheme) -> int:
     """Bytes of working memory a run on ``grid`` with ``scheme`` allocates (an estimate).
 
     Counts, on the half spectral layout, the complex state ρ, N(ρ), the four step-doubling
-    buffers, ψ and the stepper's stage buffers, and the real multipliers (K̂, L, the
+    buffers, ψ and the stepper's stage buffers (exponential schemes form their stages in the
+    output buffer), and the real multipliers (K̂, L, the
     diagnostic weights and their scratch, and for exponential schemes the coefficient arrays
     for one step size with their index); on the padded grid, the spectral buffer and the fields
     ρ, the work field and |∇ψ|². Excludes snapshots kept by the caller.
     """
     spectral = math.prod(grid.spectral_shape)
     stages = len(scheme.c)
-    complex_arrays = 1 + 1 + 4 + 1 + (stages - 1) + 1  # ρ, N, step doubling, ψ, stage N's, stage U
+    complex_arrays = 1 + 1 + 4 + 1 + (stages - 1)  # ρ, N, step doubling, ψ, stage N's
     real_arrays = 2 + 3  # K̂ and L; the diagnostic weights w, w·K̂ and their scratch
     if scheme.family == "exponential":
         distinct = len({c for c in scheme.c[1:]}) + 1 + len(scheme.a) + len(scheme.b)
         real_arrays += distinct + 0.5  # the coefficients (a few coincide) and their int32 index
     else:
-        complex_arrays += 1 + stages  # scratch, and the stage slopes (RK) or L U_i (IMEX)
+        complex_arrays += 2 + stages  # stage U, scratch, and the stage slopes (RK) or L U_i (IMEX)
     padded = math.prod(grid.padded_shape)
     padded_spectral = math.prod(grid.padded_spectral_shape)
     transforms = 16 * padded_spectral + 3 * 8 * padded

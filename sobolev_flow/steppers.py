@@ -206,10 +206,10 @@ class _Stepper:
         shape = flow.linear.shape
         self.stages = len(scheme.c)
         self._n = [None] + [np.empty(shape, complex) for _ in range(self.stages - 1)]
-        self._u = np.empty(shape, complex)
+        self._u = np.empty(shape, complex) if self.needs_scratch else None
         self._tmp = np.empty(shape, complex) if self.needs_scratch else None
 
-    #: Whether the algorithm needs a scratch array of its own for :meth:`_accumulate`.
+    #: Whether the algorithm needs a stage buffer and a scratch array of its own.
     needs_scratch = True
 
     def _accumulate(self, out, terms, tmp=None):
@@ -237,7 +237,7 @@ class _Stepper:
 class _ExplicitRKStepper(_Stepper):
     def __init__(self, scheme, flow):
         super().__init__(scheme, flow)
-        self._k = [np.empty_like(self._u) for _ in range(self.stages)]
+        self._k = [np.empty(self.linear.shape, complex) for _ in range(self.stages)]
 
     def step(self, u, h, n0, out):
         k, stage, L = self._k, self._u, self.linear
@@ -260,7 +260,7 @@ class _ExplicitRKStepper(_Stepper):
 class _IMEXRKStepper(_Stepper):
     def __init__(self, scheme, flow):
         super().__init__(scheme, flow)
-        self._lu = [np.empty_like(self._u) for _ in range(self.stages)]
+        self._lu = [np.empty(self.linear.shape, complex) for _ in range(self.stages)]
 
     def _needs_stage(self, i):
         s = self.scheme
@@ -351,14 +351,21 @@ class _ExponentialRKStepper(_Stepper):
         return coefficients
 
     def step(self, u, h, n0, out):
+        """Stage values are formed in ``out`` (free until the update) and every product goes
+        into a buffer that is free at that moment, so the stepper owns only the stage N's."""
         expo, expo_h, ha, hb = self.coefficients(h)
-        n, stage = [n0] + self._n[1:], self._u
+        n, stage = [n0] + self._n[1:], out
         for i in range(1, self.stages):
             # U_i = e^{c_i z} u + h Σ_j a_ij N_j, then N_i = N(U_i); N_i's buffer is free until then
             np.multiply(expo[i], u, out=stage)
             self._accumulate(stage, [(ha[(i, j)], n[j]) for j in range(i) if (i, j) in ha], tmp=n[i])
             self.flow.explicit(stage, out=n[i])
-        # update e^{z} u + h Σ b_i N_i; the stage buffer is free now
-        np.multiply(expo_h, u, out=out)
-        self._accumulate(out, [(hbi, n[i]) for i, hbi in enumerate(hb)], tmp=stage)
+        # update e^{z} u + h Σ b_i N_i: the stage N's are scaled in place once used (the caller's
+        # n0 is not), and the first of them, consumed, then holds e^{z} u
+        np.multiply(hb[0], n0, out=out)
+        for i in range(1, self.stages):
+            np.multiply(n[i], hb[i], out=n[i])
+            out += n[i]
+        np.multiply(expo_h, u, out=n[1])
+        out += n[1]
         return out

@@ -60,14 +60,17 @@ def test_fixed_step_lands_on_output_times():
 
 
 def test_fixed_step_equals_same_steps_taken_by_hand():
-    """A Solver advanced output by output gives the same state as one call (no hidden restarts)."""
+    """A Solver advanced output by output gives the same state as one call (no hidden restarts).
+
+    Times and step are binary fractions, so both take exactly the same steps (with 0.05 and
+    outputs at 0.2, 0.6 the landing steps differ from 0.05 by an ulp, and so do the results)."""
     grid = Torus((16, 16))
     x, y = grid.mesh()
     mu0 = 1 + 0.4 * np.cos(x + y)
-    solver = Solver(grid, 2.0, mu0, dt=0.05)
-    for t in (0.2, 0.6, 1.0):
+    solver = Solver(grid, 2.0, mu0, dt=0.0625)
+    for t in (0.25, 0.75, 1.0):
         solver.advance(t)
-    one = solve(grid, 2.0, mu0, [1.0], dt=0.05)
+    one = solve(grid, 2.0, mu0, [1.0], dt=0.0625)
     assert np.array_equal(solver.density(), one.mu[-1])
 
 
