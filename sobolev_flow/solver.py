@@ -497,7 +497,7 @@ def memory_estimate(grid: Torus, scheme) -> int:
     """Bytes of working memory a run on ``grid`` with ``scheme`` allocates (an estimate).
 
     Counts, on the half spectral layout, the complex state ρ, N(ρ), the four step-doubling
-    buffers, ψ and the stepper's stage buffers (exponential schemes form their stages in the
+    buffers, ψ and its work array, and the stepper's stage buffers (exponential schemes form their stages in the
     output buffer), and the real multipliers (K̂, L, the
     diagnostic weights and their scratch, and for exponential schemes the coefficient arrays
     for one step size with their index); on the padded grid, the spectral buffer and the fields
@@ -505,7 +505,7 @@ def memory_estimate(grid: Torus, scheme) -> int:
     """
     spectral = math.prod(grid.spectral_shape)
     stages = len(scheme.c)
-    complex_arrays = 1 + 1 + 4 + 1 + (stages - 1)  # ρ, N, step doubling, ψ, stage N's
+    complex_arrays = 1 + 1 + 4 + 2 + (stages - 1)  # ρ, N, step doubling, ψ and i k_j ψ, stage N's
     real_arrays = 2 + 3  # K̂ and L; the diagnostic weights w, w·K̂ and their scratch
     if scheme.family == "exponential":
         distinct = len({c for c in scheme.c[1:]}) + 1 + len(scheme.a) + len(scheme.b)
