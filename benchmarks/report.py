@@ -12,15 +12,17 @@ Sections
 4. A 3-D 256³ run on this machine: the solver is built, one adaptive step is taken, and the
    peak resident memory of that process is reported with the up-front estimate; target: fits
    in 24 GiB.
+5. Distributed runs (``distributed.py``): time per step on 2 MPI processes against the serial
+   solver with 1 and 2 threads (needs the ``mpi`` extra and an MPI launcher; skipped without).
 
 Every timing is a median of repeated measurements taken in this one run; ratios are formed
 from measurements interleaved in the same process.
 
 Run (from the repository root)::
 
-    PYTHONPATH=. python benchmarks/report.py                # ~10 minutes without Dedalus
+    PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/report.py     # ~15 minutes without Dedalus
     PYTHONPATH=. python benchmarks/report.py --quick        # smoke run, ~1 minute
-    PYTHONPATH=. /path/to/dedalus-env/bin/python benchmarks/report.py   # with the Dedalus section
+    PYTHONPATH=. OMP_NUM_THREADS=1 /path/to/dedalus-env/bin/python benchmarks/report.py  # with Dedalus
 
 ``--skip`` leaves sections out (e.g. ``--skip 4``).
 """
@@ -83,7 +85,7 @@ def large_3d(n: int) -> str:
     """Peak memory of a 3-D n³ run (one adaptive step), in a fresh process."""
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", LARGE_3D, str(n)], capture_output=True, text=True,
-                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
     if result.returncode != 0:
         return f"## {n}³ run\n\nfailed: {result.stderr.strip().splitlines()[-1]}\n"
     data = json.loads(result.stdout)
@@ -113,6 +115,8 @@ def main(argv=None) -> int:
                              ["--d", "3", "--sizes", "32", "64"] + (["--min-time", "0.2"] if args.quick else [])))
     if 4 not in args.skip:
         parts.append(large_3d(64 if args.quick else 256))
+    if 5 not in args.skip:
+        parts.append(section("5. Distributed runs", "distributed", quick))
     print("\n".join(parts))
     return 0
 
