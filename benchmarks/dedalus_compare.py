@@ -80,19 +80,19 @@ Dedalus 3 is a source distribution on PyPI that compiles against FFTW (with its 
 and MPI::
 
     apt-get update && apt-get install -y libfftw3-dev libfftw3-mpi-dev libopenmpi-dev openmpi-bin
-    python3.11 -m venv /tmp/dedalus-venv
-    /tmp/dedalus-venv/bin/pip install numpy scipy cython mpi4py setuptools wheel pyfftw h5py tqdm
+    python3.11 -m venv ~/dedalus-env
+    ~/dedalus-env/bin/pip install numpy scipy cython mpi4py setuptools wheel pyfftw h5py tqdm
     CC=mpicc FFTW_PATH=/usr FFTW_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu \\
         MPI_PATH=/usr/lib/x86_64-linux-gnu/openmpi \\
-        /tmp/dedalus-venv/bin/pip install --no-cache --no-build-isolation dedalus
+        ~/dedalus-env/bin/pip install --no-cache --no-build-isolation dedalus
 
 sobolev_flow itself is not installed there; it is found through PYTHONPATH.
 
 Running (from the repository root)::
 
-    PYTHONPATH=. OMP_NUM_THREADS=1 /tmp/dedalus-venv/bin/python benchmarks/dedalus_compare.py            # n = 256, ~6 minutes
-    PYTHONPATH=. OMP_NUM_THREADS=1 /tmp/dedalus-venv/bin/python benchmarks/dedalus_compare.py --quick    # n = 128, ~1 minute
-    PYTHONPATH=. OMP_NUM_THREADS=1 /tmp/dedalus-venv/bin/python benchmarks/dedalus_compare.py --n 128 --s 2 --repeats 9
+    PYTHONPATH=. OMP_NUM_THREADS=1 ~/dedalus-env/bin/python benchmarks/dedalus_compare.py            # n = 256, ~6 minutes
+    PYTHONPATH=. OMP_NUM_THREADS=1 ~/dedalus-env/bin/python benchmarks/dedalus_compare.py --quick    # n = 128, ~1 minute
+    PYTHONPATH=. OMP_NUM_THREADS=1 ~/dedalus-env/bin/python benchmarks/dedalus_compare.py --n 128 --s 2 --repeats 9
 
 It prints a markdown table to stdout. Without an importable Dedalus it exits with status 1 and
 a one-line message. From other code: ``rows = compare(...)`` and ``print(markdown(rows))``.
@@ -138,11 +138,11 @@ WARMUP = 5
 
 INSTALL_HINT = (
     "Dedalus 3 is not importable; install it in a separate environment: apt-get update && apt-get install -y "
-    "libfftw3-dev libfftw3-mpi-dev libopenmpi-dev openmpi-bin && python3.11 -m venv /tmp/dedalus-venv && "
-    "/tmp/dedalus-venv/bin/pip install numpy scipy cython mpi4py setuptools wheel pyfftw h5py tqdm && "
+    "libfftw3-dev libfftw3-mpi-dev libopenmpi-dev openmpi-bin && python3.11 -m venv ~/dedalus-env && "
+    "~/dedalus-env/bin/pip install numpy scipy cython mpi4py setuptools wheel pyfftw h5py tqdm && "
     "CC=mpicc FFTW_PATH=/usr FFTW_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu MPI_PATH=/usr/lib/x86_64-linux-gnu/openmpi "
-    "/tmp/dedalus-venv/bin/pip install --no-cache --no-build-isolation dedalus; then run PYTHONPATH=. "
-    "/tmp/dedalus-venv/bin/python benchmarks/dedalus_compare.py (see its docstring)"
+    "~/dedalus-env/bin/pip install --no-cache --no-build-isolation dedalus; then run PYTHONPATH=. "
+    "~/dedalus-env/bin/python benchmarks/dedalus_compare.py (see its docstring)"
 )
 
 

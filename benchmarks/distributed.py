@@ -70,8 +70,8 @@ if comm is None or comm.rank == 0:
 
 def measure(shape, threads: int, processes: int, min_time: float) -> dict:
     """Median step time of one configuration, in fresh processes."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
-               OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    env.pop("OMP_NUM_THREADS", None)  # it would cap FFTW's (OpenMP) threads at one
     command = [sys.executable, "-c", TIMING, "x".join(map(str, shape)), str(threads), str(min_time),
                "1" if processes > 1 else "0"]
     if processes > 1:

@@ -176,6 +176,10 @@ class RealFFT:
         if self.threads < 1:
             raise ValueError(f"threads={threads}: expected a positive integer")
         self.effort = effort
+        omp = os.environ.get("OMP_NUM_THREADS", "")
+        if self.backend == "pyfftw" and omp.isdigit() and 0 < int(omp) < self.threads:
+            log.warning("threads=%d but OMP_NUM_THREADS=%s: FFTW (built with OpenMP in pyFFTW) will use at most "
+                        "%s thread(s)", self.threads, omp, omp)
         spec = self.shape[:-1] + (self.shape[-1] // 2 + 1,)
         self.physical = empty_aligned((batch,) + self.shape, float) if physical is None else physical
         self.spectral = empty_aligned((batch,) + spec, complex) if spectral is None else spectral
