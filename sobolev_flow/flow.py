@@ -67,24 +67,11 @@ class Flow:
                  fft_effort="estimate", fft_wisdom_only=False):
         self.grid = grid
         self.kernel = kernel
-        weights = np.asarray(kernel.weights(grid), dtype=float)
-        if weights.shape != grid.spectral_shape or not np.all(np.isfinite(weights)) or np.any(weights < 0):
-            raise ValueError(f"kernel={kernel}: weights must be finite, non-negative and of shape {grid.spectral_shape}")
-        self.weights = weights * grid.resolved
-        self.weights.flat[0] = 0.0
-
-        if nu_hat is None:
-            nu_hat = np.zeros(grid.spectral_shape, dtype=complex)
-            nu_hat.flat[0] = 1.0
-        nu_hat = grid.project(np.array(nu_hat, dtype=complex))
+        self.weights, nu_hat, self.stabilisation = model(grid, kernel, nu_hat, stabilisation)
         self.uniform = not np.any(nu_hat.ravel()[1:])
         self.nu_mean = float(nu_hat.flat[0].real)
         # a uniform target is its mean alone: no array is kept for it
         self._nu_hat = None if self.uniform else nu_hat
-        nu_max = self.nu_mean if self.uniform else float(grid.to_physical(nu_hat).max())
-        self.stabilisation = nu_max if stabilisation is None else float(stabilisation)
-        if not (math.isfinite(self.stabilisation) and self.stabilisation > 0):
-            raise ValueError(f"stabilisation={stabilisation!r}: expected a finite number > 0")
         self.linear = -self.stabilisation * grid.k2 * self.weights
 
         # ---- padded buffers and transforms: one spectral buffer shared by the c2r into ρ and the
@@ -210,6 +197,32 @@ class Flow:
         self.explicit(rho_hat, out)
         out += self.linear * rho_hat
         return out
+
+
+def model(grid: Torus, kernel, nu_hat=None, stabilisation=None) -> tuple[np.ndarray, np.ndarray, float]:
+    """The checked ingredients of the split: (K̂ on the resolved modes with K̂_0 = 0, the resolved
+    coefficients of ν (default ν ≡ 1), ν̄ (default max ν)), all on the global layout.
+
+    Raises
+    ------
+    ValueError
+        Kernel weights that are not finite, non-negative and of the spectral shape; ν̄ not > 0.
+    """
+    weights = np.asarray(kernel.weights(grid), dtype=float)
+    if weights.shape != grid.spectral_shape or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError(f"kernel={kernel}: weights must be finite, non-negative and of shape {grid.spectral_shape}")
+    weights = weights * grid.resolved
+    weights.flat[0] = 0.0
+    if nu_hat is None:
+        nu_hat = np.zeros(grid.spectral_shape, dtype=complex)
+        nu_hat.flat[0] = 1.0
+    nu_hat = grid.project(np.array(nu_hat, dtype=complex))
+    uniform = not np.any(nu_hat.ravel()[1:])
+    nu_max = float(nu_hat.flat[0].real) if uniform else float(grid.to_physical(nu_hat).max())
+    value = nu_max if stabilisation is None else float(stabilisation)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"stabilisation={stabilisation!r}: expected a finite number > 0")
+    return weights, nu_hat, value
 
 
 def _uncovered_slabs(grid: Torus) -> list:

@@ -29,7 +29,7 @@ import os
 
 import numpy as np
 
-from .flow import Monitor
+from .flow import Monitor, model
 from .grid import Torus
 
 __all__ = ["Serial", "Distributed", "DistributedFlow", "SERIAL", "world", "DECOMPOSITIONS", "launched_processes",
@@ -213,20 +213,8 @@ class DistributedFlow:
         from mpi4py_fft import newDistArray
 
         self.grid, self.kernel, self.layout = grid, kernel, layout
-        weights = np.asarray(kernel.weights(grid), dtype=float)
-        if weights.shape != grid.spectral_shape or not np.all(np.isfinite(weights)) or np.any(weights < 0):
-            raise ValueError(f"kernel={kernel}: weights must be finite, non-negative and of shape {grid.spectral_shape}")
-        weights = weights * grid.resolved
-        weights.flat[0] = 0.0
-        if nu_hat is None:
-            nu_hat = np.zeros(grid.spectral_shape, dtype=complex)
-            nu_hat.flat[0] = 1.0
-        nu_hat = grid.project(np.array(nu_hat, dtype=complex))
+        weights, nu_hat, self.stabilisation = model(grid, kernel, nu_hat, stabilisation)
         self.uniform = not np.any(nu_hat.ravel()[1:])
-        nu_max = float(nu_hat.flat[0].real) if self.uniform else float(grid.to_physical(nu_hat).max())
-        self.stabilisation = nu_max if stabilisation is None else float(stabilisation)
-        if not (math.isfinite(self.stabilisation) and self.stabilisation > 0):
-            raise ValueError(f"stabilisation={stabilisation!r}: expected a finite number > 0")
         local = layout.local
         self.weights = local(weights)
         self.linear = local(-self.stabilisation * grid.k2 * weights)
