@@ -88,8 +88,7 @@ class SpectralSums:
         weight.fill(0.0)
         for k in self.grid.wavenumbers():  # |k|² by broadcast sums, without a grid-sized temporary
             weight += self.layout.local(np.broadcast_to(k**2, self.grid.spectral_shape))
-        np.power(weight, q, out=weight, where=self._nonzero)
-        weight[~self._nonzero] = 0.0
+        np.power(weight, q, out=weight, where=self._nonzero)  # k = 0 keeps its |k|² = 0
         weight *= self._w
         return float(np.sqrt(max(self.bilinear(weight, f_hat, f_hat), 0.0)))
 
