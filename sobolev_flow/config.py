@@ -3,7 +3,9 @@
 Sections and keys (defaults in brackets)::
 
     [grid]        d [2], n [128] (int or one per axis), dealias ["3/2"]
-    [model]       s [2.0], target ["uniform"] (a density spec), stabilisation [max ν]
+    [model]       s [2.0], kernel [the Sobolev kernel of order s] (a kernel spec), geometry
+                  ["wasserstein"] (or {name = "wfr", alpha = 2.0}), target ["uniform"] (a density
+                  spec), stabilisation [max ν]
     [initial]     density [powerlaw p=6] (a density spec), normalize [false]
     [time]        t_end [200.0], scheme ["etdrk4"], rtol [1e-6], atol [1e-12], dt [adaptive],
                   cfl [0.5], dt_max [inf], max_steps [none]
@@ -13,7 +15,10 @@ Sections and keys (defaults in brackets)::
     [fft]         backend ["auto"], threads [0 = automatic], effort ["estimate"],
                   decomposition ["slab"] (for runs under MPI: "slab" or "pencil"), deterministic [true]
 
-A density spec is a family name, a ``.npy`` path, or a table ``{family = "...", ...}`` (see
+A kernel spec is a name ("sobolev", "gaussian", "relu", "file") or a table with a ``name`` and
+the kernel's parameters, e.g. ``{name = "gaussian", sigma = 0.5}`` or ``{name = "file", path =
+"K.npy"}`` (see :mod:`sobolev_flow.kernels`); it is checked against the grid when the run is
+built. A density spec is a family name, a ``.npy`` path, or a table ``{family = "...", ...}`` (see
 :mod:`sobolev_flow.initial`). A schedule is a list of times, ``{every = Δt}`` (uniform from 0)
 or ``{t0 = t0, ratio = r}`` (geometric t0·r^i); t = 0 and t_end are always included.
 
@@ -130,6 +135,19 @@ def density_spec(key, value):
     raise ConfigError(f"{key}={value!r}: expected a family name, a .npy path or a table with a 'family' key")
 
 
+def named_table(what):
+    """A name, or a table with a string 'name' key and parameters (checked in full later)."""
+
+    def check(key, value):
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, dict) and isinstance(value.get("name"), str):
+            return dict(value)
+        raise ConfigError(f"{key}={value!r}: expected a {what} name or a table with a 'name' key")
+
+    return check
+
+
 def schedule(key, value):
     """A list of times, {every = Δt} or {t0 = t0, ratio = r}."""
     if isinstance(value, list):
@@ -163,6 +181,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "model": {
         "s": Key(2.0, positive, "Sobolev order s of the energy ½‖μ − ν‖²_{Ḣ^{-s}}"),
+        "kernel": Key(None, optional(named_table("kernel")), "kernel of the discrepancy (default: Sobolev, order s)"),
+        "geometry": Key("wasserstein", named_table("geometry"), "wasserstein, or {name = \"wfr\", alpha = 2.0}"),
         "target": Key("uniform", density_spec, "target density ν"),
         "stabilisation": Key(None, optional(positive), "ν̄ of the linear part (default max ν)"),
     },
@@ -254,7 +274,7 @@ def resolve(data: dict | None = None, overrides=()) -> dict:
         default = SCHEMA.get(path[0], {}).get(path[1])
         table = section.get(path[1], copy.deepcopy(default.default) if default else None)
         if isinstance(table, str):
-            table = {"family": table}
+            table = {"name" if path[1] in ("kernel", "geometry") else "family": table}
         if not isinstance(table, dict):
             raise ConfigError(f"--set {text!r}: {path[0]}.{path[1]} is not a table")
         section[path[1]] = {**table, path[2]: value}
@@ -285,6 +305,12 @@ def _suggest(name, valid, section=None) -> str:
 
 
 def _cross_check(cfg):
+    from .models.spectral import make_geometry
+
+    try:
+        make_geometry(cfg["model"]["geometry"])
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     grid = cfg["grid"]
     if isinstance(grid["n"], list) and len(grid["n"]) != grid["d"]:
         raise ConfigError(f"grid.n={grid['n']!r}: expected {grid['d']} entries (grid.d={grid['d']})")

@@ -40,7 +40,7 @@ import numpy as np
 
 from .grid import Torus
 
-__all__ = ["density", "FAMILIES", "uniform", "bumps", "mode", "powerlaw", "kink", "from_file"]
+__all__ = ["density", "spectrum_exponent", "FAMILIES", "uniform", "bumps", "mode", "powerlaw", "kink", "from_file"]
 
 
 class _SpecError(ValueError):
@@ -360,6 +360,22 @@ FAMILIES = {
     "kink": kink,
     "file": from_file,
 }
+
+
+def spectrum_exponent(spec, d: int) -> tuple[float, int] | None:
+    """(p, d_eff) when the density of ``spec`` has a power-law spectrum |f_k|² ∝ |k|^{−p} spread
+    over d_eff dimensions ("powerlaw": its p over the grid's d; "kink": a function of x_1 alone
+    whose coefficients decay like k^{−2}, so p = 4 over one dimension); None otherwise.
+
+    The decay exponents of the theory (:mod:`sobolev_flow.theory`) depend on it.
+    """
+    family = spec.get("family") if isinstance(spec, dict) else spec
+    if family == "powerlaw":
+        return float(spec["p"]), d
+    if family == "kink":
+        return 4.0, 1
+    return None
+
 
 #: Keyword arguments of the family functions that are supplied by :func:`density`, not the spec.
 _CONTEXT = ("base_dir",)

@@ -13,10 +13,8 @@ The solver and its diagnostics are written once against this interface: element-
 unchanged, and every global number (a norm, the energy, max|∇ψ|) is a local sum or maximum
 followed by one reduction, so all processes take the same step-size decisions.
 
-:class:`DistributedFlow` evaluates N(ρ) = div((ρ + ν − ν̄)∇ψ) with mpi4py-fft's padded
-transforms: their backward transform zero-pads the coefficients to the 3/2 grid and their
-forward transform truncates and normalises by the number of padded points, which is the
-coefficient convention f_k = ∫ f e^{-ik·x} dm used throughout.
+The transforms on a distributed layout are :class:`~sobolev_flow.transforms.DistributedTransform`
+(mpi4py-fft's padded transforms); the physics written against them is the serial one.
 
 Distributed runs are started with ``mpirun -n P python -m sobolev_flow.run ...``; they need
 the ``mpi`` extra (mpi4py, mpi4py-fft) and a system MPI with the FFTW headers, see the README.
@@ -29,10 +27,9 @@ import os
 
 import numpy as np
 
-from .flow import Monitor, model
 from .grid import Torus
 
-__all__ = ["Serial", "Distributed", "DistributedFlow", "SERIAL", "world", "DECOMPOSITIONS", "launched_processes",
+__all__ = ["Serial", "Distributed", "SERIAL", "world", "DECOMPOSITIONS", "launched_processes",
            "launched_rank"]
 
 #: How mpi4py-fft splits the grid: along one axis ("slab") or along d − 1 axes ("pencil", 3-D).
@@ -60,6 +57,10 @@ class Serial:
 
     def max(self, value: float) -> float:
         return value
+
+    def maxima(self, values) -> list:
+        """The maxima over all processes of several numbers, in one reduction."""
+        return list(values)
 
     def any(self, flag) -> bool:
         """Whether ``flag`` is true on any process (collective)."""
@@ -182,6 +183,11 @@ class Distributed:
     def max(self, value: float) -> float:
         return self.comm.allreduce(value, op=self._mpi.MAX)
 
+    def maxima(self, values) -> list:
+        values = np.array(values, dtype=float)
+        self.comm.Allreduce(self._mpi.IN_PLACE, values, op=self._mpi.MAX)
+        return values.tolist()
+
     def any(self, flag) -> bool:
         return bool(self.comm.allreduce(bool(flag), op=self._mpi.LOR))
 
@@ -200,97 +206,3 @@ class Distributed:
 
     def describe(self) -> str:
         return f"{self.decomposition} x{self.size}"
-
-
-class DistributedFlow:
-    """∂t ρ = L ρ + N(ρ) (see :class:`~sobolev_flow.flow.Flow`) on a :class:`Distributed` layout.
-
-    Same interface as :class:`~sobolev_flow.flow.Flow`; ``weights``, ``linear`` and
-    ``nu_hat`` are this process's blocks, ``nu_hat`` is given globally.
-    """
-
-    def __init__(self, grid: Torus, kernel, layout: Distributed, nu_hat=None, stabilisation=None):
-        from mpi4py_fft import newDistArray
-
-        self.grid, self.kernel, self.layout = grid, kernel, layout
-        weights, nu_hat, self.stabilisation = model(grid, kernel, nu_hat, stabilisation)
-        self.uniform = not np.any(nu_hat.ravel()[1:])
-        local = layout.local
-        self.weights = local(weights)
-        self.linear = local(-self.stabilisation * grid.k2 * weights)
-        self.nu_hat = local(nu_hat)
-        self.nu_mean = float(nu_hat.flat[0].real)
-        ks = [local(np.broadcast_to(k, grid.spectral_shape)) for k in grid.wavenumbers()]
-        resolved = local(grid.resolved)
-        self._ik = [1j * k for k in ks]
-        # (div F)_k = i k · F_k on the resolved modes: the forward transform's truncation leaves
-        # the Nyquist entries (and, for 2/3, the modes above n/3) to be dropped here
-        self._ik_div = [1j * k * resolved for k in ks]
-
-        transform = layout.transform
-        self._transform = transform
-        self._rho = newDistArray(transform, False)
-        self._work = newDistArray(transform, False)
-        self._speed2 = np.empty(self._rho.shape)
-        self._psi = np.empty(self.weights.shape, complex)
-        self._grad = np.empty(self.weights.shape, complex)
-        self._flux = newDistArray(transform, True)
-        self._tmp = np.empty(self.weights.shape, complex)
-        self.fft_backend = "mpi4py-fft"
-        self.threads = layout.threads
-        self.fft_effort = layout.effort
-        if self.uniform and self.stabilisation == nu_hat.flat[0].real:
-            self._offset = None
-        else:
-            self._offset = np.array(transform.backward(self.nu_hat, self._rho)) - self.stabilisation
-        self.evaluations = 0
-
-    def psi(self, rho_hat: np.ndarray) -> np.ndarray:
-        """ψ_k = K̂(k) ρ_k (this process's block)."""
-        return self.weights * rho_hat
-
-    def explicit(self, rho_hat: np.ndarray, out: np.ndarray, monitor: bool = False):
-        """out ← N(ρ) = div((ρ + ν − ν̄)∇ψ) on this process's block; see
-        :meth:`sobolev_flow.flow.Flow.explicit`. Collective: every process must call it."""
-        self.evaluations += 1
-        backward, forward = self._transform.backward, self._transform.forward
-        rho = backward(rho_hat, self._rho)
-        if self._offset is not None:
-            rho += self._offset
-        np.multiply(self.weights, rho_hat, out=self._psi)
-        work, speed2 = self._work, self._speed2
-        if monitor:
-            speed2.fill(0.0)
-        for j, ik in enumerate(self._ik):
-            np.multiply(self._psi, ik, out=self._grad)
-            backward(self._grad, work)
-            if monitor:
-                speed2 += work * work
-            work *= rho
-            flux = forward(work, self._flux)
-            if j == 0:
-                np.multiply(flux, self._ik_div[0], out=out)
-            else:
-                np.multiply(flux, self._ik_div[j], out=self._tmp)
-                out += self._tmp
-        if monitor:
-            # (−min μ + ν̄, max|∇ψ|²) over all processes in one reduction
-            extremes = np.array([-float(rho.min()) if rho.size else -math.inf,
-                                 float(speed2.max()) if speed2.size else 0.0])
-            self.layout.comm.Allreduce(self.layout._mpi.IN_PLACE, extremes, op=self.layout._mpi.MAX)
-            return Monitor(min_mu=self.stabilisation - extremes[0], max_speed=math.sqrt(extremes[1]))
-        return None
-
-    def transforms_only(self):
-        """The FFTs of one :meth:`explicit` call and nothing else."""
-        backward, forward = self._transform.backward, self._transform.forward
-        backward(self._psi, self._rho)
-        for _ in range(self.grid.d):
-            backward(self._grad, self._work)
-            forward(self._work, self._flux)
-
-    def rhs(self, rho_hat: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """out ← L ρ + N(ρ)."""
-        self.explicit(rho_hat, out)
-        out += self.linear * rho_hat
-        return out

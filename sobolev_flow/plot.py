@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from .rates import analyse, local_slopes, rate_table, series
+from .rates import analyse, describe, local_slopes, rate_table, series
 
 __all__ = ["plot_snapshots", "plot_decay", "plot_local_slopes", "figure", "main"]
 
@@ -117,9 +117,7 @@ def figure(run):
     plot_snapshots(run, axes[0])
     plot_decay(run, axes[1], rows)
     plot_local_slopes(run, axes[2], rows)
-    cfg = run.config
-    fig.suptitle(f"d={cfg['grid']['d']}, n={cfg['grid']['n']}, s={cfg['model']['s']:g}, "
-                 f"initial={cfg['initial']['density']}, target={cfg['model']['target']}", fontsize="small")
+    fig.suptitle(describe(run), fontsize="small")
     return fig
 
 

@@ -4,21 +4,8 @@
 the fitted decay exponent with its 95 % confidence interval, the fitting window, the predicted
 exponent and the relative deviation.
 
-Theory (ν ≡ 1; ρ = μ − ν; linearised, mode k of ρ decays like exp(−|k|^{2−2s} t))
--------------------------------------------------------------------------------
-* s = 1: every mode decays at rate 1, so E and every ‖ρ‖²_{Ḣ^q} decay like e^{−2t}.
-* s > 1, power-law data |ρ_k(0)|² ∝ |k|^{−p} in d dimensions: summing the modes in shells,
-
-      ‖ρ_t‖²_{Ḣ^q} ≈ Σ_k |k|^{2q−p} e^{−2|k|^{2−2s} t} ≈ ∫ κ^{2q−p+d−1} e^{−2κ^{2−2s} t} dκ
-                    = C t^{−(p−d−2q)/(2s−2)}   (substitute u = κ^{2−2s} t),
-
-  and E = ½‖ρ‖²_{Ḣ^{−s}} is the case q = −s: E ~ t^{−(2s+p−d)/(2s−2)}. The integral converges at
-  κ → 0 and ∞ when p − d − 2q > 0; on a grid with K resolved modes the law holds for
-  1 ≪ t ≪ K^{2s−2}, after which the slowest resolved mode decays exponentially.
-* s > 1, ρ0 ∈ H^r: Σ |k|^{2q} |ρ_k|² e^{−2|k|^{2−2s}t} ≤ sup_κ κ^{2q−2r} e^{−2κ^{2−2s}t} ‖ρ0‖²_{H^r},
-  and the supremum is attained at κ ~ t^{1/(2s−2)}, giving ‖ρ_t‖²_{Ḣ^q} ≲ t^{−(r−q)/(s−1)} and
-  E ≲ t^{−(s+r)/(s−1)} (q = −s); sharp for data whose spectrum saturates the bound.
-  Power-law data lie in H^r for every r < (p − d)/2, which recovers the exponents above.
+The predicted exponents are those the run file records (attribute ``theory``, written by
+the model; the formulas are in :mod:`sobolev_flow.theory`).
 
 Fitting window (automatic)
 --------------------------
@@ -40,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.stats
 
+from .theory import energy_bound_exponent, energy_exponent, norm_bound_exponent, norm_exponent, predictions
+
 __all__ = ["energy_exponent", "norm_exponent", "energy_bound_exponent", "norm_bound_exponent", "Fit",
            "fit_power_law", "fit_exponential", "local_slopes", "auto_window", "predicted_exponents", "rate_table",
            "TAIL_LIMIT"]
@@ -48,36 +37,6 @@ __all__ = ["energy_exponent", "norm_exponent", "energy_bound_exponent", "norm_bo
 TAIL_LIMIT = 1e-2
 #: Earliest time fitted by power laws (the law holds for t ≫ 1).
 T_MIN = 1.0
-
-
-# ============================================================================ theory
-def energy_exponent(s: float, p: float, d: int) -> float:
-    """Decay exponent of E for power-law data: E ~ t^{−(2s + p − d)/(2s − 2)} (s > 1)."""
-    _check_s(s)
-    return (2 * s + p - d) / (2 * s - 2)
-
-
-def norm_exponent(s: float, p: float, d: int, q: float) -> float:
-    """Decay exponent of ‖ρ‖²_{Ḣ^q} for power-law data: t^{−(p − d − 2q)/(2s − 2)} (s > 1)."""
-    _check_s(s)
-    return (p - d - 2 * q) / (2 * s - 2)
-
-
-def energy_bound_exponent(s: float, r: float) -> float:
-    """E ≲ t^{−(s + r)/(s − 1)} when ρ0 ∈ H^r (s > 1)."""
-    _check_s(s)
-    return (s + r) / (s - 1)
-
-
-def norm_bound_exponent(s: float, r: float, q: float) -> float:
-    """‖ρ_t‖²_{Ḣ^q} ≲ t^{−(r − q)/(s − 1)} when ρ0 ∈ H^r (s > 1)."""
-    _check_s(s)
-    return (r - q) / (s - 1)
-
-
-def _check_s(s):
-    if not s > 1:
-        raise ValueError(f"s={s!r}: power-law rates need s > 1 (s = 1 converges exponentially)")
 
 
 # ============================================================================ fits
@@ -198,39 +157,18 @@ def auto_window(t, y, tail_fraction=None, kind="power", span=None) -> tuple:
 
 
 # ============================================================================ theory for a run
-def _spectrum_exponent(cfg) -> tuple[float, int] | None:
-    """(p, effective d) of the initial data, when it has a power-law spectrum."""
-    spec = cfg["initial"]["density"]
-    family = spec.get("family") if isinstance(spec, dict) else spec
-    if family == "powerlaw":
-        return float(spec["p"]), cfg["grid"]["d"]
-    if family == "kink":
-        return 4.0, 1  # a function of x_1 alone: a 1-D spectrum k^{-4}
-    return None
+def predicted_exponents(run) -> dict:
+    """Predicted decay laws {quantity: (kind, exponent)} of a run, as its file records them.
 
+    Files written before the model recorded its predictions get them from the configuration
+    (Sobolev kernel, Wasserstein geometry, the initial data's spectrum)."""
+    if run.theory is not None:
+        return run.theory
+    from .initial import spectrum_exponent
 
-def predicted_exponents(cfg, orders) -> dict:
-    """Predicted decay laws of E and of the ‖ρ‖²_{Ḣ^q} for a run's configuration.
-
-    Returns {quantity: (kind, exponent)} for the quantities theory predicts: with a uniform
-    target, s = 1 gives ("exponential", 2) for all; s > 1 with power-law data gives the power
-    exponents. Quantities without a prediction are left out.
-    """
-    if cfg["model"]["target"] != "uniform":
-        return {}
-    s = cfg["model"]["s"]
-    names = ["energy"] + [f"norm2_q={q:g}" for q in orders]
-    if s == 1:
-        return {name: ("exponential", 2.0) for name in names}
-    spectrum = _spectrum_exponent(cfg)
-    if s < 1 or spectrum is None:
-        return {}
-    p, d = spectrum
-    out = {"energy": ("power", energy_exponent(s, p, d))}
-    for q in orders:
-        if p - d - 2 * q > 0:
-            out[f"norm2_q={q:g}"] = ("power", norm_exponent(s, p, d, q))
-    return out
+    cfg = run.config
+    spectrum = spectrum_exponent(cfg["initial"]["density"], cfg["grid"]["d"])
+    return predictions(cfg["model"]["s"], spectrum, run.orders, uniform=cfg["model"]["target"] == "uniform")
 
 
 def series(run) -> dict:
@@ -246,12 +184,13 @@ def series(run) -> dict:
 
 def rate_table(run, confidence=0.95) -> list[dict]:
     """One row per quantity: fit (automatic window), prediction and relative deviation."""
-    predicted = predicted_exponents(run.config, run.orders)
+    predicted = predicted_exponents(run)
+    exponential = bool(predicted) and all(kind == "exponential" for kind, _ in predicted.values())
     t = run.diagnostics["t"]
     tail = run.diagnostics.get("tail_fraction")
     rows = []
     for name, y in series(run).items():
-        kind, expected = predicted.get(name, ("exponential" if run.config["model"]["s"] == 1 else "power", None))
+        kind, expected = predicted.get(name, ("exponential" if exponential else "power", None))
         try:
             window = auto_window(t, y, tail, kind=kind)
             fit = (fit_power_law if kind == "power" else fit_exponential)(t, y, window, confidence, name=name)
@@ -281,6 +220,18 @@ def format_table(rows) -> str:
     return "\n".join(lines)
 
 
+def describe(run) -> str:
+    """One line with the grid, the kernel, the geometry and the data of a run."""
+    cfg, model = run.config, run.model
+    if model:
+        kernel = model["kernel"]["description"]
+        geometry = model["geometry"]["name"] + "".join(f", {k}={v:g}" for k, v in model["geometry"]["parameters"].items())
+    else:  # files written before the model was recorded
+        kernel, geometry = f"|k|^(-2s), s={cfg['model']['s']:g}", "wasserstein"
+    return (f"d={cfg['grid']['d']}, n={cfg['grid']['n']}, kernel {kernel}, {geometry}, "
+            f"initial={cfg['initial']['density']}, target={cfg['model']['target']}")
+
+
 def analyse(path, task):
     """``task(open_run(path))``, with every failure turned into a ValueError naming the file
     (for the command lines: one line, exit code 2)."""
@@ -305,9 +256,7 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    cfg = run.config
-    print(f"{args.run}: d={cfg['grid']['d']}, n={cfg['grid']['n']}, s={cfg['model']['s']:g}, "
-          f"initial={cfg['initial']['density']}, target={cfg['model']['target']}")
+    print(f"{args.run}: {describe(run)}")
     print(format_table(rows))
     return 0
 

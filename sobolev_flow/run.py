@@ -28,9 +28,10 @@ import numpy as np
 from . import __version__
 from .config import ConfigError, grid_shape, load, resolve, schedule_times
 from .grid import Torus
-from .initial import density
-from .kernels import SobolevKernel
-from .solver import Solver, memory_estimate
+from .initial import density, spectrum_exponent
+from .kernels import make_kernel
+from .models.spectral import SpectralModel, make_geometry, memory_estimate
+from .solver import Solver, check_memory
 from .steppers import get_scheme
 from .fft import export_wisdom, import_wisdom, resolve_backend
 from .parallel import launched_processes, launched_rank, world
@@ -46,7 +47,8 @@ IDENTITY = ("grid", "model", "initial")
 
 def parse(argv):
     parser = argparse.ArgumentParser(prog="python -m sobolev_flow.run",
-                                     description="Simulate the Wasserstein gradient flow of ½‖μ − ν‖²_{Ḣ^-s} on T^d.")
+                                     description="Simulate the Wasserstein (or Wasserstein-Fisher-Rao) gradient flow of a kernel mean "
+                                                 "discrepancy, by default ½‖μ − ν‖²_{Ḣ^-s}, on T^d.")
     parser.add_argument("config", nargs="?", help="TOML configuration (default: the embedded default run)")
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="override configuration keys, e.g. --set model.s=2.5 grid.n=256")
@@ -131,25 +133,41 @@ def unused_path(path: pathlib.Path) -> pathlib.Path:
     return candidate
 
 
-def build(cfg, base_dir, comm=None, wisdom_only=False) -> Solver:
-    """Grid, kernel, densities and solver from a resolved configuration (ValueError on bad input).
+def problem(cfg, base_dir):
+    """The checked ingredients of a run that need no transform: (grid, scheme, kernel, geometry).
 
-    ``comm``: an MPI communicator to distribute the run over (see :class:`~sobolev_flow.solver.Solver`);
-    ``wisdom_only``: plan from imported FFTW wisdom alone (see :func:`restore_plans`).
+    Raises ValueError (naming the key and value) on a bad grid, scheme, kernel or geometry; the
+    kernel's weights are checked against the grid (e.g. ``relu`` needs d = 1).
     """
     grid = Torus(grid_shape(cfg), dealias=cfg["grid"]["dealias"])
-    get_scheme(cfg["time"]["scheme"])  # an unknown scheme is reported before any density is built
+    scheme = get_scheme(cfg["time"]["scheme"])
+    kernel = make_kernel(cfg["model"]["kernel"], cfg["model"]["s"], grid, base_dir=base_dir)
+    geometry = make_geometry(cfg["model"]["geometry"])
+    return grid, scheme, kernel, geometry
+
+
+def build(cfg, base_dir, comm=None, wisdom_only=False) -> Solver:
+    """Grid, kernel, densities, model and solver from a resolved configuration (ValueError on
+    bad input, raised before any transform is planned or file touched).
+
+    ``comm``: an MPI communicator to distribute the run over (see
+    :class:`~sobolev_flow.models.spectral.SpectralModel`); ``wisdom_only``: plan from imported FFTW
+    wisdom alone (see :func:`restore_plans`).
+    """
+    grid, scheme, kernel, geometry = problem(cfg, base_dir)
+    check_memory(grid.shape, memory_estimate(grid, scheme, reaction=bool(geometry.alpha)),
+                 1 if comm is None else comm.Get_size())
     mu0 = density(cfg["initial"]["density"], grid, name="initial.density", base_dir=base_dir)
     target = cfg["model"]["target"]
     nu = None if target == "uniform" else density(target, grid, name="model.target", base_dir=base_dir)
-    t = cfg["time"]
-    fft = cfg["fft"]
-    return Solver(grid, None, mu0, nu=nu, kernel=SobolevKernel(cfg["model"]["s"]), scheme=t["scheme"],
-                  rtol=t["rtol"], atol=t["atol"], dt=t["dt"], cfl=t["cfl"], dt_max=t["dt_max"],
-                  max_steps=t["max_steps"], stabilisation=cfg["model"]["stabilisation"],
-                  normalize=cfg["initial"]["normalize"], fft_backend=fft["backend"],
-                  threads=fft["threads"] or None, fft_effort=fft["effort"], comm=comm,
-                  decomposition=fft["decomposition"], fft_wisdom_only=wisdom_only)
+    t, fft = cfg["time"], cfg["fft"]
+    model = SpectralModel(grid, mu0, nu, kernel=kernel, geometry=geometry, stabilisation=cfg["model"]["stabilisation"],
+                          normalize=cfg["initial"]["normalize"], orders=sobolev_orders(cfg),
+                          spectrum=spectrum_exponent(cfg["initial"]["density"], grid.d), comm=comm,
+                          decomposition=fft["decomposition"], fft_backend=fft["backend"],
+                          threads=fft["threads"] or None, fft_effort=fft["effort"], fft_wisdom_only=wisdom_only)
+    return Solver(model, scheme=scheme.name, rtol=t["rtol"], atol=t["atol"], dt=t["dt"], cfl=t["cfl"],
+                  dt_max=t["dt_max"], max_steps=t["max_steps"])
 
 
 def restore_plans(cfg, path, restart: bool) -> bool:
@@ -230,8 +248,8 @@ def main(argv=None) -> int:
         cfg, path, _ = configure(args)
         base_dir = pathlib.Path(args.config).parent if args.config else pathlib.Path(".")
         if args.dry_run:
-            grid = Torus(grid_shape(cfg), dealias=cfg["grid"]["dealias"])
-            need = memory_estimate(grid, get_scheme(cfg["time"]["scheme"]))
+            grid, scheme, kernel, geometry = problem(cfg, base_dir)
+            need = memory_estimate(grid, scheme, reaction=bool(geometry.alpha))
             say(to_toml(cfg))
             say(f"# estimated working memory: {need / 2**20:.1f} MiB (grid {grid.shape}, padded {grid.padded_shape})")
             return 0
@@ -259,8 +277,9 @@ def main(argv=None) -> int:
             signal.signal(sig, handler)
     if not root:
         return 0
-    print(f"sobolev_flow {__version__}: d={solver.grid.d}, shape={solver.grid.shape}, s={cfg['model']['s']:g}, "
-          f"scheme={solver.scheme.name}, fft={solver.flow.fft_backend} x{solver.flow.threads}"
+    model = solver.model
+    print(f"sobolev_flow {__version__}: d={model.grid.d}, shape={model.grid.shape}, kernel {model.kernel}, "
+          f"{model.geometry}, scheme={solver.scheme.name}, fft={model.transform.backend} x{model.transform.threads}"
           + ("" if solver.layout.size == 1 else f", processes {solver.layout.describe()}"))
     print(f"t_end={solver.t:g}: steps {solver.steps} (rejected {solver.rejected}), rhs evaluations "
           f"{summary['rhs_evaluations']}, wall time {summary['wall_time']:.2f} s, final E {summary['energy']:.4e}")
@@ -298,12 +317,11 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
     right-hand-side evaluations of this call and the final energy.
     """
     t_end = cfg["time"]["t_end"]
-    orders = sobolev_orders(cfg)
     layout = solver.layout
-    metadata = {"fft_backend": solver.flow.fft_backend, "threads": solver.flow.threads,
-                "fft_effort": solver.flow.fft_effort, "processes": layout.size}
-    if solver.flow.fft_effort != "estimate" and solver.flow.fft_backend == "pyfftw":
+    metadata = {**solver.model.fft, "processes": layout.size}
+    if metadata["fft_effort"] != "estimate" and metadata["fft_backend"] == "pyfftw":
         metadata["fft_wisdom"] = np.void(export_wisdom())  # the plans, for a deterministic restart
+    arrays = solver.model.arrays()  # collective: gathered on every process
     layout.barrier()  # every process has checked the output path before the first one creates it
 
     def open_file():
@@ -315,8 +333,7 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
             writer.begin(cfg, note={"t": checkpoint["t"], "t_end": t_end,
                                     "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
             return writer, checkpoint
-        writer = RunWriter.create(path, solver.grid, solver.grid.spectral_shape, cfg, metadata, orders,
-                                  overwrite=overwrite)
+        writer = RunWriter.create(path, solver.model, solver.series, cfg, metadata, arrays, overwrite=overwrite)
         writer.begin()
         return writer, None
 
@@ -329,13 +346,13 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
     progress = ProgressTracker(t_end, bar=bar)
     trackers = [
         SnapshotTracker(schedule_times(cfg["output"]["snapshots"], t_end), writer),
-        DiagnosticsTracker(schedule_times(cfg["output"]["diagnostics"], t_end), writer, orders),
+        DiagnosticsTracker(schedule_times(cfg["output"]["diagnostics"], t_end), writer),
         checkpointer,
         progress,
         InterruptTracker(interrupt if interrupt is not None else {}),
     ]
     start = time.perf_counter()
-    evaluations0 = solver.flow.evaluations
+    evaluations0 = solver.model.evaluations
     try:
         drive(solver, t_end, trackers)
     except Interrupted:
@@ -344,7 +361,7 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
         raise
     finally:
         writer.close()
-    return {"wall_time": time.perf_counter() - start, "rhs_evaluations": solver.flow.evaluations - evaluations0,
+    return {"wall_time": time.perf_counter() - start, "rhs_evaluations": solver.model.evaluations - evaluations0,
             "energy": solver.energy}
 
 

@@ -1,8 +1,11 @@
-"""Integrate the flow: the stepping loop, step-size control and the Python entry point.
+"""Integrate a model: the stepping loop, step-size control and the Python entry point.
 
-:func:`solve` takes a grid, s, ν, μ0 and output times and returns the densities at those
-times with per-step diagnostics, touching no file. :class:`Solver` is the stateful object
-behind it, for callers that drive the loop themselves (the command line, checkpointing).
+:class:`Solver` advances any model of the protocol in :mod:`sobolev_flow.models.base` (a state,
+its linear and explicit parts, a norm, an energy and its dissipation, declared diagnostics);
+it does step control and scheduling and nothing model-specific. :func:`solve` is the entry point
+for grid densities: it takes a grid, s (or a kernel), ν, μ0 and output times, builds a
+:class:`~sobolev_flow.models.spectral.SpectralModel` and returns the densities at those times with
+per-step diagnostics, touching no file.
 
 Step-size control
 -----------------
@@ -11,12 +14,12 @@ step of h and two of h/2 from the same state (sharing N(u)); with p the scheme's
 
     err = ‖u_{h/2,h/2} − u_h‖ / (2^p − 1),
 
-in the L²(dm) norm, and the step is accepted when err ≤ rtol·‖ρ‖ + atol (ρ = μ − ν, the
-two-half-step result being kept). The next step is h·min(5, max(0.2, 0.9 (tol/err)^{1/(p+1)})),
-capped by the CFL bound cfl·min(dx)/max|∇ψ|, by dt_max, and for explicit schemes by their
-stability interval on the spectrum of L. Since ‖ρ‖ and max|∇ψ| decay, h grows by orders of
-magnitude over a long run. Steps are shortened to land exactly on every output time; a
-shortened step does not shrink the proposal for the step after it.
+in the model's norm, and the step is accepted when err ≤ rtol·‖u‖ + atol (the two-half-step
+result being kept). The next step is h·min(5, max(0.2, 0.9 (tol/err)^{1/(p+1)})), capped by the
+model's explicit bound (CFL) with the number ``cfl``, by dt_max, and for explicit schemes by their
+stability interval on the spectrum of L. Since ‖u‖ and the velocities decay, h grows by orders of
+magnitude over a long run. Steps are shortened to land exactly on every output time; a shortened
+step does not shrink the proposal for the step after it.
 
 Fixed mode (``dt=h``) takes steps of h (the last before an output time shortened to land
 on it) and no error control: for convergence studies.
@@ -32,23 +35,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import diagnostics as diag
-from .flow import Flow
 from .grid import Torus
-from .kernels import SobolevKernel
-from .parallel import SERIAL
+from .models.base import SOLVER_SERIES
+from .models.spectral import SpectralModel, memory_estimate
 from .steppers import get_scheme
 
-__all__ = ["solve", "Solver", "Solution", "memory_estimate", "MASS_RTOL"]
+__all__ = ["solve", "Solver", "Solution", "memory_estimate", "check_memory"]
 
 log = logging.getLogger(__name__)
 
-#: Largest relative difference between the masses of μ0 and ν accepted without normalisation.
-MASS_RTOL = 1e-10
-
-#: Names of the per-step diagnostic series, the keys of :meth:`Solver.diagnostics`.
-DIAGNOSTICS = ("t", "dt", "energy", "dissipation", "mass", "min_mu", "max_speed", "tail_fraction", "energy_balance")
-
+#: Keyword arguments of :func:`solve` that configure the model rather than the solver.
+MODEL_OPTIONS = ("kernel", "geometry", "stabilisation", "normalize", "orders", "spectrum", "comm", "decomposition",
+                 "fft_backend", "threads", "fft_effort", "fft_wisdom_only")
 
 
 @dataclass
@@ -62,10 +60,11 @@ class Solution:
     mu : ndarray, shape (n, *grid.shape)
         The densities μ(t) on the grid, relative to dm = dx/(2π)^d.
     diagnostics : dict of ndarray
-        One entry per accepted state, from t = 0 on: ``t``, ``dt`` (the step that led to it,
-        0 for the initial state), ``energy`` E, ``dissipation`` D = ∫ μ|∇ψ|² dm, ``mass``
-        ∫ μ dm, ``min_mu`` and ``max_speed`` max|∇ψ| (both on the padded grid),
-        ``tail_fraction`` (see :func:`~sobolev_flow.diagnostics.tail_fraction`).
+        One entry per accepted state, from t = 0 on: the solver's series ``t``, ``dt`` (the
+        step that led to it, 0 for the initial state), ``energy`` E, ``dissipation`` D,
+        ``energy_balance``, and the model's declared series (for grid densities ``mass``
+        ∫ μ dm, ``min_mu`` and ``max_speed`` max|∇ψ| on the padded grid, ``tail_fraction``,
+        and under WFR ``max_psi``).
     stats : dict
         ``steps``, ``rejected``, ``rhs_evaluations``, ``wall_time`` (s), ``scheme``,
         ``fft_backend``, ``threads``.
@@ -80,25 +79,28 @@ class Solution:
 
 
 def solve(grid, s, mu0, times, nu=None, **options) -> Solution:
-    """Solve ∂t μ = div(μ∇ψ), ψ = (−Δ)^{−s}(μ − ν), on T^d from μ(0) = μ0.
+    """Solve ∂t μ = div(μ∇ψ) (− αψμ under WFR), ψ = K ⋆ (μ − ν), on T^d from μ(0) = μ0.
 
     Parameters
     ----------
     grid : Torus or tuple of int
         The grid (a shape is turned into ``Torus(shape)``).
     s : float
-        Sobolev order, s > 0 (or pass ``kernel=`` for another kernel and ``s=None``).
+        Sobolev order, s > 0, of the kernel K̂ = |k|^{−2s} (or pass ``kernel=`` and ``s=None``).
     mu0 : array_like, shape grid.shape
         Initial density relative to dm = dx/(2π)^d: finite and ≥ 0.
     times : sequence of float
         Output times, finite, ≥ 0 and non-decreasing; the last is the final time.
     nu : array_like, optional
-        Target density, finite and > 0, with the mass of μ0; default ν ≡ 1.
+        Target density, finite and > 0; default ν ≡ 1. Under the Wasserstein geometry it must
+        have the mass of μ0.
     **options
-        Passed to :class:`Solver`: ``scheme`` ('etdrk4'), ``rtol`` (1e-6), ``atol`` (1e-12),
-        ``dt`` (fixed step, default adaptive), ``dt_initial``, ``dt_max``, ``cfl`` (0.5),
-        ``stabilisation``, ``normalize`` (False), ``kernel``, ``fft_backend`` ('auto'),
-        ``threads``, ``fft_effort`` ('estimate'), ``max_steps``.
+        For the model (:class:`~sobolev_flow.models.spectral.SpectralModel`): ``kernel``,
+        ``geometry`` ('wasserstein', or e.g. ``{"name": "wfr", "alpha": 2.0}``),
+        ``stabilisation``, ``normalize`` (False), ``orders``, ``fft_backend`` ('auto'),
+        ``threads``, ``fft_effort`` ('estimate'), ``comm``, ``decomposition``; for the
+        :class:`Solver`: ``scheme`` ('etdrk4'), ``rtol`` (1e-6), ``atol`` (1e-12), ``dt``
+        (fixed step, default adaptive), ``dt_initial``, ``dt_max``, ``cfl`` (0.5), ``max_steps``.
 
     Returns
     -------
@@ -123,19 +125,24 @@ def solve(grid, s, mu0, times, nu=None, **options) -> Solution:
     if not isinstance(grid, Torus):
         grid = Torus(tuple(np.atleast_1d(grid)))
     times = _check_times(times)
-    solver = Solver(grid, s, mu0, nu=nu, **options)
-    records = {name: [] for name in DIAGNOSTICS}
+    model_options = {key: options.pop(key) for key in MODEL_OPTIONS if key in options}
+    comm = model_options.get("comm")
+    scheme = get_scheme(options.get("scheme", "etdrk4"))
+    check_memory(grid.shape, memory_estimate(grid, scheme), 1 if comm is None else comm.Get_size())
+    model = SpectralModel(grid, mu0, nu, s=s, **model_options)
+    solver = Solver(model, **options)
+    records: dict = {}
 
     def record(sol):
         for name, value in sol.diagnostics().items():
-            records[name].append(value)
+            records.setdefault(name, []).append(value)
 
     record(solver)
     snapshots = np.empty((len(times),) + grid.shape)
     start = _time.perf_counter()
     for i, target in enumerate(times):
         solver.advance(target, callback=record)
-        snapshots[i] = solver.density()
+        snapshots[i] = model.density(solver.u)
     stats = solver.stats()
     stats["wall_time"] = _time.perf_counter() - start
     return Solution(
@@ -144,56 +151,37 @@ def solve(grid, s, mu0, times, nu=None, **options) -> Solution:
 
 
 class Solver:
-    """The state of a run and the loop that advances it.
+    """The state of a run and the loop that advances it, for any model of the protocol in
+    :mod:`sobolev_flow.models.base`.
 
     Parameters
     ----------
-    grid : Torus
-    s : float or None
-        Sobolev order; ignored when ``kernel`` is given.
-    mu0, nu : array_like
-        See :func:`solve`.
+    model : object
+        The model (e.g. :class:`~sobolev_flow.models.spectral.SpectralModel`); in a distributed
+        run every process constructs it and the solver with the same arguments and makes the
+        same calls: the state and work arrays are then this process's block, the diagnostics
+        and checkpoints global values on every process.
     scheme : str
         A name in :data:`~sobolev_flow.steppers.SCHEMES`.
     rtol, atol : float
-        Local error tolerance per step: err ≤ rtol·‖ρ‖_{L²} + atol.
+        Local error tolerance per step: err ≤ rtol·‖u‖ + atol in the model's norm.
     dt : float, optional
         Fixed step size (no error control). Default: adaptive.
     dt_initial, dt_max : float, optional
-        First trial step (default from the CFL bound and ‖ρ‖/‖∂tρ‖) and upper bound.
+        First trial step (default from the step bound and ‖u‖/‖∂t u‖) and upper bound.
     cfl : float
-        h ≤ cfl·min(dx)/max|∇ψ| in adaptive mode.
-    stabilisation : float, optional
-        ν̄ of :class:`~sobolev_flow.flow.Flow`.
-    normalize : bool
-        Rescale μ0 to the mass of ν instead of rejecting a mismatch.
-    kernel : object, optional
-        Kernel with ``weights(grid)``; default ``SobolevKernel(s)``.
-    fft_backend, threads, fft_effort
-        See :class:`~sobolev_flow.fft.RealFFT`.
-    fft_wisdom_only : bool
-        Plan only from FFTW wisdom already imported (``wisdom_only`` of
-        :class:`~sobolev_flow.fft.RealFFT`): how a restart re-creates its run's measured plans.
+        The number of the model's explicit step bound (for grid densities h ≤ cfl·min(dx)/max|∇ψ|)
+        in adaptive mode.
     max_steps : int, optional
         Give up (RuntimeError) after this many accepted steps.
-    comm : mpi4py.MPI.Comm, optional
-        Distribute the run over the processes of ``comm`` (d ≥ 2; see
-        :mod:`sobolev_flow.parallel`). Every process constructs the solver with the same
-        arguments and makes the same calls; the state and the work arrays are then this
-        process's block, while :meth:`density`, :meth:`diagnostics` and :meth:`checkpoint`
-        return global values on every process. None or a one-process communicator: serial.
-    decomposition : {"slab", "pencil"}
-        How a distributed grid is split (pencils only differ from slabs in 3-D).
     """
 
-    def __init__(self, grid, s, mu0, nu=None, *, scheme="etdrk4", rtol=1e-6, atol=1e-12, dt=None, dt_initial=None,
-                 dt_max=math.inf, cfl=0.5, stabilisation=None, normalize=False, kernel=None, fft_backend="auto",
-                 threads=None, fft_effort="estimate", max_steps=None, comm=None, decomposition="slab",
-                 fft_wisdom_only=False):
+    def __init__(self, model, *, scheme="etdrk4", rtol=1e-6, atol=1e-12, dt=None, dt_initial=None, dt_max=math.inf,
+                 cfl=0.5, max_steps=None):
         # ---- validation at the edge
-        self.grid = grid
+        self.model = model
+        self.layout = model.layout
         self.scheme = get_scheme(scheme)
-        self.kernel = kernel if kernel is not None else SobolevKernel(s)
         _check_positive("rtol", rtol)
         _check_positive("atol", atol, allow_zero=True)
         _check_positive("cfl", cfl)
@@ -202,135 +190,94 @@ class Solver:
         if dt_initial is not None:
             _check_positive("dt_initial", dt_initial)
         _check_positive("dt_max", dt_max, allow_inf=True)
-        processes = 1 if comm is None else comm.Get_size()
-        need = memory_estimate(grid, self.scheme) // processes
-        have = physical_memory()
-        if have and need > have:
-            raise ValueError(
-                f"shape={grid.shape}: the run needs an estimated {_gib(need)} of working memory, "
-                f"more than the {_gib(have)} of this machine"
-            )
-        mu0 = _check_density("mu0", mu0, grid, strict=False)
-        nu = None if nu is None else _check_density("nu", nu, grid, strict=True)
-        target_mass = 1.0 if nu is None else float(nu.mean())
-        mass0 = float(mu0.mean())
-        if abs(mass0 - target_mass) > MASS_RTOL * target_mass:
-            if not normalize:
-                raise ValueError(
-                    f"mu0 has mass {mass0:.12g} but nu has mass {target_mass:.12g} (relative difference "
-                    f"{abs(mass0 - target_mass) / target_mass:.3g} > {MASS_RTOL:g}); pass normalize=True to rescale mu0"
-                )
-            if mass0 == 0:
-                raise ValueError("mu0 has mass 0 and cannot be normalised")
-            mu0 = mu0 * (target_mass / mass0)
-        # ---- the model and the scheme
-        nu_hat = None if nu is None else grid.to_spectral(nu)
-        if processes > 1:
-            from .parallel import Distributed, DistributedFlow
-
-            layout = Distributed(grid, comm, decomposition=decomposition, threads=threads or 1, effort=fft_effort)
-            self.flow = DistributedFlow(grid, self.kernel, layout, nu_hat=nu_hat, stabilisation=stabilisation)
-        else:
-            layout = SERIAL
-            self.flow = Flow(grid, self.kernel, nu_hat=nu_hat, stabilisation=stabilisation, fft_backend=fft_backend,
-                             threads=threads, fft_effort=fft_effort, fft_wisdom_only=fft_wisdom_only)
-        self.layout = layout
-        self.stepper = self.scheme.stepper(self.flow)
+        self.stepper = self.scheme.stepper(model)
         self.rtol, self.atol, self.cfl, self.dt_max = float(rtol), float(atol), float(cfl), float(dt_max)
         self.fixed_dt = None if dt is None else float(dt)
         self.max_steps = max_steps
-        # ---- the state ρ = μ − ν in Fourier coefficients, and N(ρ) with its monitor
-        shape = self.flow.linear.shape
-        self.rho_hat = layout.local(grid.project(grid.to_spectral(mu0) - layout.gather(self.flow.nu_hat)))
-        self._n = np.empty(shape, complex)
+        # ---- the state, N(u) with its monitor, and the buffers of step doubling
+        self.u = model.initial_state()
+        self._n = model.empty()
         # "full" holds the one-step result until the error is measured and is scratch afterwards
-        self._buffers = {name: np.empty(shape, complex) for name in ("full", "half", "n_half", "two")}
+        self._buffers = {name: model.empty() for name in ("full", "half", "n_half", "two")}
         self.t = 0.0
         self.steps = 0
         self.rejected = 0
         self.last_dt = 0.0
-        self.sums = diag.SpectralSums(grid, self.flow.weights, layout=layout)
-        self._lmax = layout.max(float(np.max(-self.flow.linear, initial=0.0)))
+        linear = model.linear
+        self._lmax = 0.0 if linear is None else self.layout.max(float(np.max(-linear, initial=0.0)))
         self._evaluate()
         self.energy0 = self.energy
         self.dissipated = 0.0
         self._dissipation_mid = None
         self.dt_next = self.fixed_dt or dt_initial or self._initial_dt()
-        self._warned = set()
 
     # ------------------------------------------------------------------ state
     def _evaluate(self):
-        """N at the current state, with min μ, max|∇ψ|, the energy E and the dissipation D."""
-        self.monitor = self.flow.explicit(self.rho_hat, self._n, monitor=True)
-        self.energy = self.sums.energy(self.rho_hat)
-        self.dissipation = self._dissipation(self.rho_hat, self._n)
+        """N at the current state, with the model's monitor, the energy E and the dissipation D."""
+        self.monitor = self.model.explicit(self.u, self._n, monitor=True)
+        self.energy = self.model.energy(self.u)
+        self.dissipation = self._dissipation(self.u, self._n)
 
-    def density(self) -> np.ndarray:
-        """μ on the grid (the whole grid, on every process of a distributed run)."""
-        mu_hat = self.layout.gather(self.rho_hat).copy()
-        if self.flow.uniform:
-            mu_hat.flat[0] += self.flow.nu_mean
-        else:
-            mu_hat += self.layout.gather(self.flow.nu_hat)
-        return self.grid.to_physical(mu_hat, overwrite=True)
+    @property
+    def series(self) -> tuple:
+        """Declarations of every series :meth:`diagnostics` returns (the solver's, then the model's)."""
+        return SOLVER_SERIES + tuple(self.model.diagnostics)
 
     def diagnostics(self) -> dict:
-        """The series of :data:`DIAGNOSTICS` at the current state.
+        """The solver's series (t, dt, energy, dissipation, energy_balance) and the model's
+        declared diagnostics at the current state (``step`` is added by the trackers).
 
         ``energy_balance`` is E(t) − E(0) + ∫_0^t D dt', the integral accumulated step by step
         by Simpson's rule with D at the step's midpoint from step doubling (adaptive mode) or
         by the trapezoidal rule (fixed mode); for the exact semi-discrete flow it vanishes.
         """
-        flow, energy = self.flow, self.energy
-        return {
+        out = {
             "t": self.t,
             "dt": self.last_dt,
-            "energy": energy,
+            "energy": self.energy,
             "dissipation": self.dissipation,
-            "mass": self.sums.mass(self.rho_hat) + flow.nu_mean,
-            "min_mu": self.monitor.min_mu,
-            "max_speed": self.monitor.max_speed,
-            "tail_fraction": self.sums.tail_fraction(self.rho_hat),
-            "energy_balance": energy - self.energy0 + self.dissipated,
+            "energy_balance": self.energy - self.energy0 + self.dissipated,
         }
+        out.update(self.model.diagnose(self.u, self.monitor))
+        return out
 
-    def _dissipation(self, rho_hat, n_hat) -> float:
-        """D = −Σ conj(ψ_k)(Lρ + N)_k at a state with N(ρ) = ``n_hat``."""
-        dmu = self._buffers["full"]  # scratch whenever this is called
-        np.multiply(self.flow.linear, rho_hat, out=dmu)
-        dmu += n_hat
-        return self.sums.dissipation(rho_hat, dmu)
+    def _dissipation(self, u, n) -> float:
+        """D = −dE/dt at a state u with N(u) = ``n`` (∂t u = L u + N(u))."""
+        du = self._buffers["full"]  # scratch whenever this is called
+        if self.model.linear is None:
+            du[...] = n
+        else:
+            np.multiply(self.model.linear, u, out=du)
+            du += n
+        return self.model.dissipation(u, du)
 
     def stats(self) -> dict:
         """Counters of the run so far."""
         return {
             "steps": self.steps,
             "rejected": self.rejected,
-            "rhs_evaluations": self.flow.evaluations,
+            "rhs_evaluations": self.model.evaluations,
             "scheme": self.scheme.name,
-            "fft_backend": self.flow.fft_backend,
-            "threads": self.flow.threads,
+            **self.model.fft,
             "processes": self.layout.size,
         }
 
-    def _norm(self, x) -> float:
-        return self.sums.l2_norm(x)
-
     # ------------------------------------------------------------- step sizes
     def _bound(self) -> float:
-        """Largest admissible step from CFL, dt_max and the scheme's linear stability."""
-        bound = self.dt_max
-        if self.monitor.max_speed > 0:
-            bound = min(bound, self.cfl * min(self.grid.dx) / self.monitor.max_speed)
+        """Largest admissible step from the model's explicit bound, dt_max and the scheme's
+        linear stability."""
+        bound = min(self.dt_max, self.model.step_bound(self.monitor, self.cfl))
         if math.isfinite(self.scheme.real_stability) and self._lmax > 0:
             bound = min(bound, 0.9 * self.scheme.real_stability / self._lmax)
         return bound
 
     def _initial_dt(self) -> float:
-        """0.01‖ρ‖/‖∂tρ‖ (Hairer, Nørsett & Wanner, II.4), within the bound."""
-        dmu = self.flow.linear * self.rho_hat + self._n
-        rate = self._norm(dmu)
-        guess = 0.01 * self._norm(self.rho_hat) / rate if rate > 0 else 1.0
+        """0.01‖u‖/‖∂t u‖ (Hairer, Nørsett & Wanner, II.4), within the bound."""
+        du = self._n.copy()
+        if self.model.linear is not None:
+            du += self.model.linear * self.u
+        rate = self.model.norm(du)
+        guess = 0.01 * self.model.norm(self.u) / rate if rate > 0 else 1.0
         return min(guess, self._bound(), 1.0)
 
     # ------------------------------------------------------------------ loop
@@ -379,19 +326,17 @@ class Solver:
 
     # ------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict:
-        """Everything needed to continue the run exactly: the spectral state and the counters.
-
-        The schemes are one-step methods, so their history is the proposed next step alone.
-        In a distributed run ``rho_hat`` is the global array, on every process.
-        """
+        """Everything needed to continue the run exactly: the model's arrays (global, on every
+        process) and the counters. The schemes are one-step methods, so their history is the
+        proposed next step alone."""
         return {
-            "rho_hat": self.layout.gather(self.rho_hat).copy(),
+            **self.model.checkpoint(self.u),
             "t": self.t,
             "dt_next": self.dt_next,
             "last_dt": self.last_dt,
             "steps": self.steps,
             "rejected": self.rejected,
-            "evaluations": self.flow.evaluations,
+            "evaluations": self.model.evaluations,
             "energy0": self.energy0,
             "dissipated": self.dissipated,
         }
@@ -399,40 +344,37 @@ class Solver:
     def restore(self, state: dict):
         """Continue from a :meth:`checkpoint` (global; in a distributed run, as the root process has it)."""
         state = self.layout.broadcast(state)
-        rho_hat = np.asarray(state["rho_hat"])
-        if rho_hat.shape != self.grid.spectral_shape:
-            raise ValueError(f"checkpoint state has shape {rho_hat.shape}, expected {self.grid.spectral_shape}")
-        self.rho_hat[...] = self.layout.local(rho_hat)
+        self.u[...] = self.model.restore(state)
         self.t = float(state["t"])
         self.dt_next = float(state["dt_next"])
         self.last_dt = float(state["last_dt"])
         self.steps = int(state["steps"])
         self.rejected = int(state["rejected"])
-        self.flow.evaluations = int(state["evaluations"])
+        self.model.evaluations = int(state["evaluations"])
         self.energy0 = float(state["energy0"])
         self.dissipated = float(state["dissipated"])
         self._evaluate()
-        self.flow.evaluations -= 1
+        self.model.evaluations -= 1
 
     def _accept(self, buffer_name):
         """Swap a result buffer in as the new state."""
-        self.rho_hat, self._buffers[buffer_name] = self._buffers[buffer_name], self.rho_hat
+        self.u, self._buffers[buffer_name] = self._buffers[buffer_name], self.u
 
     def _step_fixed(self, h):
-        self.stepper.step(self.rho_hat, h, self._n, self._buffers["full"])
+        self.stepper.step(self.u, h, self._n, self._buffers["full"])
         self._accept("full")
 
     def _step_adaptive(self, h) -> bool:
         """One attempt by step doubling; returns whether it was accepted."""
         b, step = self._buffers, self.stepper.step
-        step(self.rho_hat, h, self._n, b["full"])
-        step(self.rho_hat, 0.5 * h, self._n, b["half"])
-        self.flow.explicit(b["half"], b["n_half"])
+        step(self.u, h, self._n, b["full"])
+        step(self.u, 0.5 * h, self._n, b["half"])
+        self.model.explicit(b["half"], b["n_half"])
         step(b["half"], 0.5 * h, b["n_half"], b["two"])
         difference = np.subtract(b["two"], b["full"], out=b["full"])
         p = self.scheme.order
-        err = self._norm(difference) / (2**p - 1)
-        tol = self.rtol * self._norm(b["two"]) + self.atol
+        err = self.model.norm(difference) / (2**p - 1)
+        tol = self.rtol * self.model.norm(b["two"]) + self.atol
         ratio = err / tol if tol > 0 else math.inf
         if not math.isfinite(ratio):
             factor = 0.2
@@ -451,12 +393,7 @@ class Solver:
         return False
 
     def _check_state(self):
-        if not np.isfinite(self.monitor.min_mu):
-            raise FloatingPointError(f"the solution became non-finite at t={self.t:.6g}; reduce dt or rtol")
-        if self.monitor.min_mu < 0 and "negative" not in self._warned:
-            self._warned.add("negative")
-            log.warning("min mu = %.3g < 0 at t=%.6g: the density undershoots, the grid is too coarse for this "
-                        "solution", self.monitor.min_mu, self.t)
+        self.model.check(self.monitor, self.t)
 
 
 # ============================================================================ validation helpers
@@ -477,45 +414,14 @@ def _check_times(times) -> np.ndarray:
     return t
 
 
-def _check_density(name, values, grid, strict) -> np.ndarray:
-    f = np.asarray(values, dtype=float)
-    if f.shape != grid.shape:
-        raise ValueError(f"{name} has shape {f.shape}, expected {grid.shape} (the grid's shape)")
-    bad = ~np.isfinite(f)
-    if bad.any():
-        i = np.unravel_index(np.argmax(bad), f.shape)
-        raise ValueError(f"{name} has a non-finite value ({f[i]} at index {tuple(int(j) for j in i)})")
-    low = f <= 0 if strict else f < 0
-    if low.any():
-        i = np.unravel_index(np.argmin(f), f.shape)
-        need = "> 0" if strict else ">= 0"
-        raise ValueError(f"{name} has a value {f[i]:.6g} at index {tuple(int(j) for j in i)}; a density must be {need}")
-    return f
-
-
-def memory_estimate(grid: Torus, scheme) -> int:
-    """Bytes of working memory a run on ``grid`` with ``scheme`` allocates (an estimate).
-
-    Counts, on the half spectral layout, the complex state ρ, N(ρ), the four step-doubling
-    buffers, ψ and its work array, and the stepper's stage buffers (exponential schemes form their stages in the
-    output buffer), and the real multipliers (K̂, L, the
-    diagnostic weights and their scratch, and for exponential schemes the coefficient arrays
-    for one step size with their index); on the padded grid, the spectral buffer and the fields
-    ρ, the work field and |∇ψ|². Excludes snapshots kept by the caller.
-    """
-    spectral = math.prod(grid.spectral_shape)
-    stages = len(scheme.c)
-    complex_arrays = 1 + 1 + 4 + 2 + (stages - 1)  # ρ, N, step doubling, ψ and i k_j ψ, stage N's
-    real_arrays = 2 + 3  # K̂ and L; the diagnostic weights w, w·K̂ and their scratch
-    if scheme.family == "exponential":
-        distinct = len({c for c in scheme.c[1:]}) + 1 + len(scheme.a) + len(scheme.b)
-        real_arrays += distinct + 0.5  # the coefficients (a few coincide) and their int32 index
-    else:
-        complex_arrays += 2 + stages  # stage U, scratch, and the stage slopes (RK) or L U_i (IMEX)
-    padded = math.prod(grid.padded_shape)
-    padded_spectral = math.prod(grid.padded_spectral_shape)
-    transforms = 16 * padded_spectral + 3 * 8 * padded
-    return int(16 * complex_arrays * spectral + 8 * real_arrays * spectral + transforms)
+def check_memory(shape, need: int, processes: int = 1):
+    """Refuse a run whose estimated working memory ``need`` (bytes, all processes) exceeds this
+    machine's physical memory (per process, the work being split evenly)."""
+    have = physical_memory()
+    need = need // max(1, processes)
+    if have and need > have:
+        raise ValueError(f"shape={tuple(shape)}: the run needs an estimated {_gib(need)} of working memory, "
+                         f"more than the {_gib(have)} of this machine")
 
 
 def physical_memory() -> int:

@@ -8,9 +8,12 @@ each family has one generic algorithm:
 * :class:`ExponentialRK` — exponential Runge–Kutta: L integrated exactly, the stage and
   update weights being combinations of the functions φ_j(c h L).
 
-Schemes are registered in :data:`SCHEMES` under their name; the tests iterate over it. Every
-scheme has c_1 = 0 with first stage u itself, so a step takes N(u) from its caller: the
-solver reuses it for diagnostics and between the two halves of step doubling.
+Schemes are registered in :data:`SCHEMES` under their name; the tests iterate over it. A
+stepper is built on a model (:mod:`sobolev_flow.models.base`): it calls ``model.explicit``, reads
+``model.linear`` (None for explicit schemes on a model without a linear part) and takes its
+buffers from ``model.empty()``. Every scheme has c_1 = 0 with first stage u itself, so a step
+takes N(u) from its caller: the solver reuses it for diagnostics and between the two halves of
+step doubling.
 """
 
 from __future__ import annotations
@@ -74,8 +77,8 @@ class ExplicitRK:
 
     family = "explicit"
 
-    def stepper(self, flow):
-        return _ExplicitRKStepper(self, flow)
+    def stepper(self, model):
+        return _ExplicitRKStepper(self, model)
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,8 @@ class IMEXRK:
 
     family = "imex"
 
-    def stepper(self, flow):
-        return _IMEXRKStepper(self, flow)
+    def stepper(self, model):
+        return _IMEXRKStepper(self, model)
 
 
 @dataclass(frozen=True)
@@ -117,8 +120,8 @@ class ExponentialRK:
 
     family = "exponential"
 
-    def stepper(self, flow):
-        return _ExponentialRKStepper(self, flow)
+    def stepper(self, model):
+        return _ExponentialRKStepper(self, model)
 
 
 SCHEMES: dict = {}
@@ -199,15 +202,17 @@ class _Stepper:
     ``u`` nor ``n0`` is modified, and ``out`` must alias neither.
     """
 
-    def __init__(self, scheme, flow):
+    def __init__(self, scheme, model):
+        if model.linear is None and scheme.family != "explicit":
+            raise ValueError(f"scheme={scheme.name!r}: {scheme.family} schemes need a model with a linear part; "
+                             f"valid: {', '.join(name for name, s in SCHEMES.items() if s.family == 'explicit')}")
         self.scheme = scheme
-        self.flow = flow
-        self.linear = flow.linear
-        shape = flow.linear.shape
+        self.model = model
+        self.linear = model.linear
         self.stages = len(scheme.c)
-        self._n = [None] + [np.empty(shape, complex) for _ in range(self.stages - 1)]
-        self._u = np.empty(shape, complex) if self.needs_scratch else None
-        self._tmp = np.empty(shape, complex) if self.needs_scratch else None
+        self._n = [None] + [model.empty() for _ in range(self.stages - 1)]
+        self._u = model.empty() if self.needs_scratch else None
+        self._tmp = model.empty() if self.needs_scratch else None
 
     #: Whether the algorithm needs a stage buffer and a scratch array of its own.
     needs_scratch = True
@@ -235,22 +240,26 @@ class _Stepper:
 
 
 class _ExplicitRKStepper(_Stepper):
-    def __init__(self, scheme, flow):
-        super().__init__(scheme, flow)
-        self._k = [np.empty(self.linear.shape, complex) for _ in range(self.stages)]
+    def __init__(self, scheme, model):
+        super().__init__(scheme, model)
+        self._k = [model.empty() for _ in range(self.stages)]
 
     def step(self, u, h, n0, out):
         k, stage, L = self._k, self._u, self.linear
-        # stage 1: f(u) = L u + N(u)
-        np.multiply(L, u, out=k[0])
-        k[0] += n0
+        # stage 1: f(u) = L u + N(u) (N alone for a model without a linear part)
+        if L is None:
+            k[0][...] = n0
+        else:
+            np.multiply(L, u, out=k[0])
+            k[0] += n0
         for i in range(1, self.stages):
             # U_i = u + h Σ_j a_ij k_j, then k_i = L U_i + N(U_i)
             stage[...] = u
             self._accumulate(stage, [(h * a, k[j]) for j, a in enumerate(self.scheme.a[i])])
-            self.flow.explicit(stage, out=k[i])
-            np.multiply(L, stage, out=self._tmp)
-            k[i] += self._tmp
+            self.model.explicit(stage, out=k[i])
+            if L is not None:
+                np.multiply(L, stage, out=self._tmp)
+                k[i] += self._tmp
         # update u + h Σ b_i k_i
         out[...] = u
         self._accumulate(out, [(h * b, k[i]) for i, b in enumerate(self.scheme.b)])
@@ -258,9 +267,9 @@ class _ExplicitRKStepper(_Stepper):
 
 
 class _IMEXRKStepper(_Stepper):
-    def __init__(self, scheme, flow):
-        super().__init__(scheme, flow)
-        self._lu = [np.empty(self.linear.shape, complex) for _ in range(self.stages)]
+    def __init__(self, scheme, model):
+        super().__init__(scheme, model)
+        self._lu = [model.empty() for _ in range(self.stages)]
 
     def _needs_stage(self, i):
         s = self.scheme
@@ -280,7 +289,7 @@ class _IMEXRKStepper(_Stepper):
                 stage /= 1.0 - h * gamma * L
             np.multiply(L, stage, out=self._lu[i])
             if i > 0 and self._needs_stage(i):
-                self.flow.explicit(stage, out=n[i])
+                self.model.explicit(stage, out=n[i])
         out[...] = u
         self._accumulate(out, [(h * b, n[j]) for j, b in enumerate(s.b_explicit)])
         self._accumulate(out, [(h * b, self._lu[j]) for j, b in enumerate(s.b_implicit)])
@@ -296,11 +305,11 @@ class _ExponentialRKStepper(_Stepper):
     CACHE = 1
     needs_scratch = False  # each product goes into a buffer that is free at that moment
 
-    def __init__(self, scheme, flow):
-        super().__init__(scheme, flow)
-        self._values, self._inverse = np.unique(flow.linear, return_inverse=True)
+    def __init__(self, scheme, model):
+        super().__init__(scheme, model)
+        self._values, self._inverse = np.unique(model.linear, return_inverse=True)
         index = np.int32 if self._values.size < 2**31 else np.int64
-        self._inverse = self._inverse.reshape(flow.linear.shape).astype(index)
+        self._inverse = self._inverse.reshape(model.linear.shape).astype(index)
         self._cache: dict = {}
         # preallocated coefficient arrays, one pool per cache slot, reused as h changes
         self._pools = [[] for _ in range(self.CACHE)]
@@ -359,7 +368,7 @@ class _ExponentialRKStepper(_Stepper):
             # U_i = e^{c_i z} u + h Σ_j a_ij N_j, then N_i = N(U_i); N_i's buffer is free until then
             np.multiply(expo[i], u, out=stage)
             self._accumulate(stage, [(ha[(i, j)], n[j]) for j in range(i) if (i, j) in ha], tmp=n[i])
-            self.flow.explicit(stage, out=n[i])
+            self.model.explicit(stage, out=n[i])
         # update e^{z} u + h Σ b_i N_i: the stage N's are scaled in place once used (the caller's
         # n0 is not), and the first of them, consumed, then holds e^{z} u
         np.multiply(hb[0], n0, out=out)

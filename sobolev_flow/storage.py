@@ -3,17 +3,26 @@
 Schema (all times in the units of the flow, densities relative to dm = dx/(2π)^d)::
 
     /                    attrs: format, format_version, config (JSON), versions (JSON),
-                                fft_backend, threads, fft_effort, git_commit, created
-    /grid/x0 … x{d-1}    coordinates, dimension scales of /snapshots/mu
+                                fft_backend, threads, fft_effort, git_commit, created,
+                                model (JSON: name, kernel, geometry, ...), theory (JSON:
+                                {quantity: [kind, exponent]}, the model's predicted decay laws)
+    /model/kernel_weights         the kernel's Fourier weights K̂ on the spectral layout
+    /grid/x0 … x{d-1}    coordinates, dimension scales of the snapshot fields on the grid
     /snapshots/t         (n_snap,)                requested snapshot times, hit exactly
-    /snapshots/mu        (n_snap, *grid.shape)    μ on the grid
-    /diagnostics/t, step, dt, energy, dissipation, mass, min_mu, max_speed, tail_fraction,
-                 energy_balance  (n_diag,)        at the requested diagnostic times
-    /diagnostics/sobolev_norms  (n_diag, n_q)     ‖μ − ν‖_{Ḣ^q}, attribute ``orders`` = q
+    /snapshots/<field>   (n_snap, *shape)         the model's declared snapshot fields
+                                                  (grid densities: mu, μ on the grid)
+    /diagnostics/t, step, dt, energy, dissipation, energy_balance, and the model's declared
+                 series (grid densities: mass, min_mu, max_speed, [max_psi,] tail_fraction,
+                 sobolev_norms (n_diag, n_q) with attribute ``orders`` = q), at the requested
+                 diagnostic times; each dataset has attributes ``unit`` and ``description``
     /checkpoint/current  () int                   0: none, 1: slot a, 2: slot b
-    /checkpoint/a, /checkpoint/b                  rho_hat (spectral state), t, dt_next, last_dt,
+    /checkpoint/a, /checkpoint/b                  the model's arrays (grid densities: rho_hat,
+                                                  the spectral state), t, dt_next, last_dt,
                                                   steps, rejected, evaluations, n_snapshots,
                                                   n_diagnostics, energy0, dissipated
+
+Datasets are created from the declarations of the solver and the model
+(:class:`~sobolev_flow.models.base.Series`), so a new diagnostic needs no change here.
 
 The file is written in SWMR mode and flushed after every write, so another process can read
 it while it runs (:func:`open_run` does). A checkpoint is written into the slot that is not
@@ -36,16 +45,12 @@ import numpy as np
 
 from .config import ConfigError
 
-__all__ = ["RunWriter", "NullWriter", "RunData", "open_run", "check_writable", "DIAGNOSTIC_SERIES", "FORMAT"]
+__all__ = ["RunWriter", "NullWriter", "RunData", "open_run", "check_writable", "FORMAT"]
 
 log = logging.getLogger(__name__)
 
 FORMAT = "sobolev_flow run"
-FORMAT_VERSION = 1
-
-#: Scalar diagnostic series, in the order of :meth:`Solver.diagnostics` plus ``step``.
-DIAGNOSTIC_SERIES = ("t", "dt", "energy", "dissipation", "mass", "min_mu", "max_speed", "tail_fraction",
-                     "energy_balance")
+FORMAT_VERSION = 2
 
 _CHECKPOINT_SCALARS = ("t", "dt_next", "last_dt", "steps", "rejected", "evaluations", "n_snapshots", "n_diagnostics",
                        "energy0", "dissipated")
@@ -115,8 +120,14 @@ class RunWriter:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def create(cls, path, grid, spectral_shape, config: dict, metadata: dict, orders, overwrite=False):
-        """A new run file at ``path`` with every dataset of the schema; call :meth:`begin` next."""
+    def create(cls, path, model, series, config: dict, metadata: dict, arrays: dict, overwrite=False):
+        """A new run file at ``path`` with every dataset of the schema; call :meth:`begin` next.
+
+        ``series``: the declared diagnostics (the solver's and the model's,
+        :attr:`~sobolev_flow.solver.Solver.series`); ``model`` supplies the snapshot fields, the
+        checkpoint arrays, its description and its predictions; ``arrays`` (the model's
+        :meth:`arrays`, gathered by every process of a distributed run) go into ``/model``.
+        """
         h5py = _h5py()
         path = pathlib.Path(path)
         f = h5py.File(path, "w" if overwrite else "w-", libver="latest")
@@ -127,33 +138,41 @@ class RunWriter:
             f.attrs["versions"] = json.dumps(versions())
             f.attrs["git_commit"] = git_commit()
             f.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+            f.attrs["model"] = json.dumps(model.describe())
+            f.attrs["theory"] = json.dumps(model.predictions())
             for key, value in metadata.items():
                 f.attrs[key] = value
+            for name, array in arrays.items():
+                f.create_dataset(f"model/{name}", data=array)
             scales = []
-            for j, x in enumerate(grid.coordinates()):
+            for j, x in enumerate(model.grid.coordinates()):
                 ds = f.create_dataset(f"grid/x{j}", data=x)
                 ds.make_scale(f"x{j}")
                 scales.append(ds)
             snaps = f.create_group("snapshots")
             t = snaps.create_dataset("t", shape=(0,), maxshape=(None,), dtype=float, chunks=(64,))
             t.make_scale("t")
-            mu = snaps.create_dataset("mu", shape=(0,) + grid.shape, maxshape=(None,) + grid.shape, dtype=float,
-                                      chunks=(1,) + grid.shape, compression="gzip", compression_opts=1, shuffle=True)
-            mu.dims[0].attach_scale(t)
-            for j, scale in enumerate(scales):
-                mu.dims[j + 1].attach_scale(scale)
+            for field in model.snapshots:
+                ds = snaps.create_dataset(field.name, shape=(0,) + field.shape, maxshape=(None,) + field.shape,
+                                          dtype=field.dtype, chunks=(1,) + field.shape, compression="gzip",
+                                          compression_opts=1, shuffle=True)
+                _describe(ds, field)
+                ds.dims[0].attach_scale(t)
+                if field.on_grid:
+                    for j, scale in enumerate(scales):
+                        ds.dims[j + 1].attach_scale(scale)
             diag = f.create_group("diagnostics")
-            for name in DIAGNOSTIC_SERIES + ("step",):
-                diag.create_dataset(name, shape=(0,), maxshape=(None,), dtype=int if name == "step" else float,
-                                    chunks=(256,))
-            norms = diag.create_dataset("sobolev_norms", shape=(0, len(orders)), maxshape=(None, len(orders)),
-                                        dtype=float, chunks=(256, max(1, len(orders))))
-            norms.attrs["orders"] = np.asarray(orders, dtype=float)
+            for item in series:
+                chunks = (256,) + tuple(max(1, n) for n in item.shape)
+                ds = diag.create_dataset(item.name, shape=(0,) + item.shape, maxshape=(None,) + item.shape,
+                                         dtype=item.dtype, chunks=chunks)
+                _describe(ds, item)
             ckpt = f.create_group("checkpoint")
             ckpt.create_dataset("current", data=0)
             for slot in ("a", "b"):
                 g = ckpt.create_group(slot)
-                g.create_dataset("rho_hat", shape=spectral_shape, dtype=complex)
+                for name, (shape, dtype) in model.checkpoint_layout.items():
+                    g.create_dataset(name, shape=shape, dtype=dtype)
                 for name in _CHECKPOINT_SCALARS:
                     g.create_dataset(name, data=0.0 if name in _FLOAT_SCALARS else 0)
             f.flush()
@@ -187,11 +206,9 @@ class RunWriter:
             if checkpoint is None:
                 raise ConfigError(f"output.path={str(path)!r}: the file holds no checkpoint to restart from")
             config = json.loads(f.attrs["config"])
-            f["snapshots/t"].resize((checkpoint["n_snapshots"],))
-            f["snapshots/mu"].resize(checkpoint["n_snapshots"], axis=0)
-            for name in DIAGNOSTIC_SERIES + ("step",):
-                f["diagnostics"][name].resize((checkpoint["n_diagnostics"],))
-            f["diagnostics/sobolev_norms"].resize(checkpoint["n_diagnostics"], axis=0)
+            for group, rows in (("snapshots", checkpoint["n_snapshots"]), ("diagnostics", checkpoint["n_diagnostics"])):
+                for ds in f[group].values():
+                    ds.resize(rows, axis=0)
         except BaseException:
             f.close()
             raise
@@ -220,25 +237,27 @@ class RunWriter:
     def n_diagnostics(self) -> int:
         return self.file["diagnostics/t"].shape[0]
 
-    def write_snapshot(self, t: float, mu: np.ndarray):
+    def write_snapshot(self, t: float, fields: dict):
+        """Append one snapshot: ``fields`` holds every declared snapshot field."""
         i = self.n_snapshots
-        self.file["snapshots/mu"].resize(i + 1, axis=0)
-        self.file["snapshots/mu"][i] = mu
-        self.file["snapshots/t"].resize((i + 1,))
-        self.file["snapshots/t"][i] = t
+        group = self.file["snapshots"]
+        for name, value in fields.items():
+            group[name].resize(i + 1, axis=0)
+            group[name][i] = value
+        # t last: a reader that trusts len(t) never sees a half-written row
+        group["t"].resize((i + 1,))
+        group["t"][i] = t
         self.file.flush()
 
-    def write_diagnostics(self, values: dict, norms):
-        """Append one row; ``values`` holds every name of the diagnostics group but the norms."""
+    def write_diagnostics(self, values: dict):
+        """Append one row; ``values`` holds every declared series (``t`` and ``step`` included)."""
         i = self.n_diagnostics
         group = self.file["diagnostics"]
-        for name in DIAGNOSTIC_SERIES + ("step",):
+        for name, ds in group.items():
             if name == "t":
                 continue
-            group[name].resize((i + 1,))
-            group[name][i] = values[name]
-        group["sobolev_norms"].resize(i + 1, axis=0)
-        group["sobolev_norms"][i] = norms
+            ds.resize(i + 1, axis=0)
+            ds[i] = values[name]
         # t last: a reader that trusts len(t) never sees a half-written row
         group["t"].resize((i + 1,))
         group["t"][i] = values["t"]
@@ -250,9 +269,8 @@ class RunWriter:
         current = int(ckpt["current"][()])
         slot = "b" if current == 1 else "a"
         group = ckpt[slot]
-        group["rho_hat"][...] = state["rho_hat"]
-        for name in _CHECKPOINT_SCALARS:
-            group[name][()] = state[name]
+        for name, ds in group.items():
+            ds[()] = state[name]
         self.file.flush()
         ckpt["current"][()] = 2 if slot == "b" else 1
         self.file.flush()
@@ -269,10 +287,10 @@ class NullWriter:
     n_snapshots = 0
     n_diagnostics = 0
 
-    def write_snapshot(self, t, mu):
+    def write_snapshot(self, t, fields):
         pass
 
-    def write_diagnostics(self, values, norms):
+    def write_diagnostics(self, values):
         pass
 
     def write_checkpoint(self, state):
@@ -296,14 +314,18 @@ def recover(path: pathlib.Path):
             dst.attrs[key] = value
         for name in src:
             src.copy(src[name], dst, name=name)
-        mu = dst["snapshots/mu"]
-        scales = [dst["snapshots/t"]] + [dst[f"grid/x{j}"] for j in range(mu.ndim - 1)]
-        for ds in [mu] + scales:
+        t = dst["snapshots/t"]
+        grid = [dst[f"grid/x{j}"] for j in range(len(dst["grid"]))]
+        fields = [ds for name, ds in dst["snapshots"].items() if name != "t"]
+        for ds in fields + [t] + grid:
             for attr in ("DIMENSION_LIST", "REFERENCE_LIST"):
                 if attr in ds.attrs:
                     del ds.attrs[attr]
-        for dim, scale in enumerate(scales):
-            mu.dims[dim].attach_scale(scale)
+        for ds in fields:
+            ds.dims[0].attach_scale(t)
+            if ds.shape[1:] == tuple(x.shape[0] for x in grid):
+                for j, scale in enumerate(grid):
+                    ds.dims[j + 1].attach_scale(scale)
     os.replace(tmp, path)
 
 
@@ -320,14 +342,24 @@ def read_checkpoint(f) -> dict | None:
     if current == 0:
         return None
     group = f["checkpoint"]["a" if current == 1 else "b"]
-    out = {"rho_hat": group["rho_hat"][...]}
-    for name in _CHECKPOINT_SCALARS:
-        value = group[name][()]
-        out[name] = float(value) if name in _FLOAT_SCALARS else int(value)
+    out = {}
+    for name, ds in group.items():
+        if name in _CHECKPOINT_SCALARS:
+            out[name] = float(ds[()]) if name in _FLOAT_SCALARS else int(ds[()])
+        else:
+            out[name] = ds[...]
     return out
 
 
 # ============================================================================ reader
+def _describe(ds, item):
+    """Attach a declaration's unit, description and extra attributes to its dataset."""
+    ds.attrs["unit"] = item.unit
+    ds.attrs["description"] = item.description
+    for key, value in item.attrs.items():
+        ds.attrs[key] = value
+
+
 @dataclass
 class RunData:
     """The contents of a run file as numpy arrays.
@@ -335,12 +367,14 @@ class RunData:
     Attributes
     ----------
     t : ndarray (n_snap,)        snapshot times
-    mu : ndarray (n_snap, *shape) densities
+    mu : ndarray (n_snap, *shape) densities (the snapshot field ``mu``)
     diagnostics : dict of ndarray  the /diagnostics series, with ``sobolev_norms`` (n_diag, n_q)
     orders : ndarray             the q of the Sobolev norms
     config : dict                the resolved configuration
-    attrs : dict                 the other root attributes (versions parsed from JSON)
+    attrs : dict                 the other root attributes (versions, model and theory parsed
+                                 from JSON)
     coordinates : list of ndarray
+    snapshots : dict of ndarray  every snapshot field, ``mu`` included
     """
 
     t: np.ndarray
@@ -350,6 +384,19 @@ class RunData:
     config: dict
     attrs: dict
     coordinates: list
+    snapshots: dict = None
+
+    @property
+    def model(self) -> dict:
+        """The model's description as recorded (empty for files written before it was)."""
+        return self.attrs.get("model", {})
+
+    @property
+    def theory(self) -> dict | None:
+        """{quantity: (kind, exponent)} predicted by the model, as recorded (None if the file
+        records no prediction: written before predictions were stored)."""
+        theory = self.attrs.get("theory")
+        return None if theory is None else {name: tuple(law) for name, law in theory.items()}
 
     def to_xarray(self):
         """An ``xarray.Dataset`` of the snapshots and diagnostics (requires xarray)."""
@@ -399,23 +446,22 @@ def open_run(path) -> RunData:
     with _open_read(path) as f:
         if f.attrs.get("format") != FORMAT:
             raise ValueError(f"path={str(path)!r}: not a sobolev_flow run file")
-        for name in ("snapshots/t", "snapshots/mu", "diagnostics/t"):
-            if hasattr(f[name], "refresh"):
-                f[name].refresh()
-        n_snap = f["snapshots/t"].shape[0]
-        t = f["snapshots/t"][:n_snap]
-        mu = f["snapshots/mu"][:n_snap]
-        n_diag = f["diagnostics/t"].shape[0]
-        diagnostics = {}
-        for name, ds in f["diagnostics"].items():
+        for ds in list(f["snapshots"].values()) + list(f["diagnostics"].values()):
             if hasattr(ds, "refresh"):
                 ds.refresh()
-            diagnostics[name] = ds[:n_diag]
-        orders = f["diagnostics/sobolev_norms"].attrs["orders"][...]
+        n_snap = f["snapshots/t"].shape[0]
+        t = f["snapshots/t"][:n_snap]
+        snapshots = {name: ds[:n_snap] for name, ds in f["snapshots"].items() if name != "t"}
+        mu = snapshots.get("mu")
+        n_diag = f["diagnostics/t"].shape[0]
+        diagnostics = {name: ds[:n_diag] for name, ds in f["diagnostics"].items()}
+        norms = f["diagnostics"].get("sobolev_norms")
+        orders = norms.attrs["orders"][...] if norms is not None else np.zeros(0)
         attrs = {k: v for k, v in f.attrs.items() if k != "config"}
-        if "versions" in attrs:
-            attrs["versions"] = json.loads(attrs["versions"])
+        for key in ("versions", "model", "theory"):
+            if key in attrs:
+                attrs[key] = json.loads(attrs[key])
         config = json.loads(f.attrs["config"])
         coordinates = [f[f"grid/x{j}"][...] for j in range(len(f["grid"]))]
     return RunData(t=t, mu=mu, diagnostics=diagnostics, orders=orders, config=config, attrs=attrs,
-                   coordinates=coordinates)
+                   coordinates=coordinates, snapshots=snapshots)

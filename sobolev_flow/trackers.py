@@ -40,10 +40,6 @@ TAIL_WARNING = 0.1
 ROUNDOFF_L2 = 1e-10
 
 
-def norms_l2(solver) -> float:
-    return solver.sums.l2_norm(solver.rho_hat)
-
-
 def reached(t_requested: float, t: float) -> bool:
     """Whether the solver at ``t`` stands at (or past) ``t_requested``."""
     return t_requested <= t + TIME_TOLERANCE * max(1.0, abs(t))
@@ -105,35 +101,34 @@ class _ScheduledTracker(Tracker):
 
 
 class SnapshotTracker(_ScheduledTracker):
-    """Writes μ on the grid at the scheduled times."""
+    """Writes the model's snapshot fields (μ on the grid) at the scheduled times."""
 
     def __init__(self, times, writer):
         super().__init__(times)
         self.writer = writer
 
     def record(self, solver, t):
-        self.writer.write_snapshot(t, solver.density())
+        self.writer.write_snapshot(t, solver.model.snapshot(solver.u))
 
 
 class DiagnosticsTracker(_ScheduledTracker):
-    """Writes E, D, mass, min μ, … and ‖μ − ν‖_{Ḣ^q} at the scheduled times."""
+    """Writes the solver's and the model's declared diagnostics at the scheduled times."""
 
-    def __init__(self, times, writer, orders):
+    def __init__(self, times, writer):
         super().__init__(times)
         self.writer = writer
-        self.orders = list(orders)
 
     def record(self, solver, t):
         values = solver.diagnostics()
         values["t"] = t  # the requested time (the solver stands there up to rounding)
         values["step"] = solver.steps
-        norms = [solver.sums.sobolev_norm(solver.rho_hat, q) for q in self.orders]
-        self.writer.write_diagnostics(values, norms)
-        resolved_above_roundoff = norms_l2(solver) > ROUNDOFF_L2
-        if values["tail_fraction"] > TAIL_WARNING and resolved_above_roundoff and not getattr(self, "_warned", False):
+        self.writer.write_diagnostics(values)
+        tail = values.get("tail_fraction", 0.0)
+        resolved_above_roundoff = solver.model.norm(solver.u) > ROUNDOFF_L2
+        if tail > TAIL_WARNING and resolved_above_roundoff and not getattr(self, "_warned", False):
             self._warned = True
             log.warning("%.2g of ‖μ − ν‖² lies in the top third of resolved modes at t=%.6g: under-resolved",
-                        values["tail_fraction"], t)
+                        tail, t)
 
 
 class CheckpointTracker(Tracker):

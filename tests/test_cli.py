@@ -92,7 +92,37 @@ def bad_input_cases(tmp_path):
     neg[1, 1] = -0.5
     np.save(tmp_path / "neg.npy", neg)
     (tmp_path / "config_dir").mkdir()
+    np.save(tmp_path / "K_short.npy", np.ones(3))
+    k_neg = np.ones((32, 17))
+    k_neg[3, 2] = -0.5
+    np.save(tmp_path / "K_neg.npy", k_neg)
+    k_inf = np.ones((32, 17))
+    k_inf[0, 1] = np.inf
+    np.save(tmp_path / "K_inf.npy", k_inf)
     return {
+        "unknown kernel": (["--set", 'model.kernel="gausian"'],
+                           r"^error: model.kernel='gausian': unknown kernel; did you mean 'gaussian'\? valid: sobolev, "
+                           r"gaussian, relu, file$"),
+        "unknown geometry": (["--set", 'model.geometry="wrf"'],
+                             r"^error: model.geometry='wrf': unknown geometry; did you mean 'wfr'\? valid: wasserstein, wfr$"),
+        "sigma <= 0": (["--set", 'model.kernel={name="gaussian", sigma=0}'],
+                       r"^error: model.kernel.sigma=0: expected a finite number > 0$"),
+        "alpha < 0": (["--set", 'model.geometry={name="wfr", alpha=-1}'],
+                      r"^error: model.geometry.alpha=-1: expected a finite number >= 0$"),
+        "relu in 2-D": (["--set", 'model.kernel="relu"'],
+                        r"^error: model.kernel='relu': the ReLU kernel lives on the circle and needs grid.d=1, got grid.d=2$"),
+        "weights shape": (["--set", 'model.kernel={name="file", path="K_short.npy"}'],
+                          r"^error: model.kernel.path='K_short.npy': weights of shape \(3,\), expected \(32, 17\) "
+                          r"\(the grid's spectral layout\)$"),
+        "weights negative": (["--set", 'model.kernel={name="file", path="K_neg.npy"}'],
+                             r"^error: model.kernel.path='K_neg.npy': weight -0.5 at index \(3, 2\) is negative; kernel "
+                             r"weights must be finite and >= 0$"),
+        "weights non-finite": (["--set", 'model.kernel={name="file", path="K_inf.npy"}'],
+                               r"^error: model.kernel.path='K_inf.npy': weight inf at index \(0, 1\) is not finite"),
+        "wfr option with wasserstein": (["--set", 'model.geometry={name="wasserstein", alpha=2.0}'],
+                                        r"^error: model.geometry.alpha=2.0: a reaction coefficient needs the wfr geometry"),
+        "kernel parameter": (["--set", 'model.kernel={name="gaussian", sigma=0.5, s=2}'],
+                             r"^error: model.kernel.s=2: unknown parameter of the gaussian kernel"),
         "missing config": (["nope.toml"], r"^error: config='nope.toml': no such file$"),
         "unreadable config": (["config_dir"], r"^error: config='config_dir': cannot be read"),
         "invalid toml": (["bad.toml"], r"^error: config='bad.toml': invalid TOML: .*line 4"),
@@ -292,12 +322,12 @@ def test_open_run_gives_an_xarray_dataset(tmp_path):
 def test_progress_is_logged_when_not_on_a_terminal(caplog):
     import logging
 
-    from sobolev_flow import Solver, Torus
+    from sobolev_flow import Solver, SpectralModel, Torus
     from sobolev_flow.trackers import ProgressTracker, drive
 
     ticks = iter(range(0, 10**6, 6))
     grid = Torus((16,))
-    solver = Solver(grid, 2.0, 1 + 0.5 * np.cos(grid.mesh()[0]), dt=0.5)
+    solver = Solver(SpectralModel(grid, 1 + 0.5 * np.cos(grid.mesh()[0]), s=2.0), dt=0.5)
     with caplog.at_level(logging.INFO, logger="sobolev_flow.trackers"):
         drive(solver, 5.0, [ProgressTracker(5.0, bar=False, interval=10.0, clock=lambda: next(ticks))])
     lines = [r.getMessage() for r in caplog.records]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sobolev_flow import Flow, SobolevKernel, Torus, solve
+from sobolev_flow import SobolevKernel, SpectralModel, Torus, solve
 
 
 def random_state(grid, rng, decay=1.0):
@@ -47,7 +47,7 @@ def direct_flux_divergence(grid, s, rho_hat, factor=4):
 @pytest.mark.parametrize("shape", [(16,), (12, 10), (8, 10, 8)])
 def test_padded_flux_is_exact_for_resolved_modes(shape, rng):
     grid = Torus(shape)
-    flow = Flow(grid, SobolevKernel(1.5))
+    flow = SpectralModel(grid, np.ones(grid.shape), kernel=SobolevKernel(1.5))
     rho_hat = random_state(grid, rng, decay=0.0)
     out = np.empty(grid.spectral_shape, complex)
     flow.explicit(rho_hat.copy(), out)
@@ -57,7 +57,7 @@ def test_padded_flux_is_exact_for_resolved_modes(shape, rng):
 
 def test_two_thirds_rule_keeps_a_third_fewer_modes(rng):
     grid = Torus((24, 24), dealias="2/3")
-    flow = Flow(grid, SobolevKernel(2))
+    flow = SpectralModel(grid, np.ones(grid.shape), kernel=SobolevKernel(2))
     rho_hat = random_state(grid, rng)
     out = np.empty(grid.spectral_shape, complex)
     flow.explicit(rho_hat, out)
@@ -71,7 +71,7 @@ def test_single_top_mode_products_are_dropped_not_aliased():
     """ρ = cos((n/2 − 1)x): the flux lives on mode n − 2, beyond the grid; nothing may alias to −2."""
     grid = Torus((16,))
     (x,) = grid.mesh()
-    flow = Flow(grid, SobolevKernel(1))
+    flow = SpectralModel(grid, np.ones(grid.shape), kernel=SobolevKernel(1))
     out = np.empty(grid.spectral_shape, complex)
     flow.explicit(grid.to_spectral(np.cos(7 * x)), out)
     assert np.max(np.abs(out)) < 1e-15
@@ -93,7 +93,7 @@ def test_pyfftw_and_numpy_back_ends_agree(rng):
     out = [np.empty(grid.spectral_shape, complex) for _ in range(2)]
     rho_hat = random_state(grid, rng)
     for o, b in zip(out, ("pyfftw", "numpy")):
-        Flow(grid, SobolevKernel(2.5), fft_backend=b).explicit(rho_hat, o)
+        SpectralModel(grid, np.ones(grid.shape), kernel=SobolevKernel(2.5), fft_backend=b).explicit(rho_hat, o)
     assert np.max(np.abs(out[0] - out[1])) < 1e-12 * np.max(np.abs(out[0]))
 
 
@@ -141,7 +141,7 @@ def test_explicit_part_leaves_the_state_untouched(rng):
     for shape in [(16,), (16, 16), (8, 8, 8)]:
         for dealias in ("3/2", "2/3"):
             grid = Torus(shape, dealias=dealias)
-            flow = Flow(grid, SobolevKernel(2))
+            flow = SpectralModel(grid, np.ones(grid.shape), kernel=SobolevKernel(2))
             rho_hat = random_state(grid, rng)
             before = rho_hat.copy()
             out = np.empty_like(rho_hat)

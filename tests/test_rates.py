@@ -10,7 +10,9 @@ import pytest
 
 from sobolev_flow import Torus, solve
 from sobolev_flow.rates import (auto_window, energy_bound_exponent, energy_exponent, fit_exponential, fit_power_law,
-                                local_slopes, norm_bound_exponent, norm_exponent, predicted_exponents)
+                                local_slopes, norm_bound_exponent, norm_exponent)
+from sobolev_flow.initial import spectrum_exponent
+from sobolev_flow.theory import predictions
 from sobolev_flow.run import run
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -79,16 +81,18 @@ def test_bad_input_to_fits():
         auto_window(t, np.zeros_like(t))
 
 
-def test_predictions_follow_the_configuration():
-    cfg = {"model": {"s": 2.0, "target": "uniform"}, "grid": {"d": 2},
-           "initial": {"density": {"family": "powerlaw", "p": 5.0}}}
-    pred = predicted_exponents(cfg, [-2.0, 0.0, 2.0])
+def test_predictions_follow_the_model():
+    spectrum = spectrum_exponent({"family": "powerlaw", "p": 5.0}, 2)
+    assert spectrum == (5.0, 2)
+    pred = predictions(2.0, spectrum, [-2.0, 0.0, 2.0])
     assert pred["energy"] == ("power", 3.5) and pred["norm2_q=0"] == ("power", 1.5)
     assert "norm2_q=2" not in pred  # p − d − 2q ≤ 0: the norm is not finite for such data
-    cfg["model"]["s"] = 1.0
-    assert set(v for v in predicted_exponents(cfg, [0.0]).values()) == {("exponential", 2.0)}
-    cfg["model"]["target"] = {"family": "bumps"}
-    assert predicted_exponents(cfg, [0.0]) == {}
+    assert set(predictions(1.0, spectrum, [0.0]).values()) == {("exponential", 2.0)}
+    assert predictions(1.0, spectrum, [0.0], alpha=2.0) == {}  # WFR, s = 1: no single exponential law
+    assert predictions(2.0, spectrum, [0.0], uniform=False) == {}
+    assert predictions(2.0, spectrum, [0.0], norms=False) == {"energy": ("power", 3.5)}
+    assert predictions(None, spectrum, [0.0]) == {}  # a kernel without a Sobolev order
+    assert spectrum_exponent("bumps", 2) is None
 
 
 def test_energy_balance_residual_shrinks_with_tolerance():

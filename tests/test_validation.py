@@ -84,7 +84,8 @@ def test_wrong_shape(name):
 def test_masses_must_match_unless_normalised():
     grid = Torus((16,))
     mu0 = 1.5 * smooth(grid)
-    check(r"^mu0 has mass 1.5 but nu has mass 1 \(relative difference 0.5 > 1e-10\); pass normalize=True",
+    check(r"^mu0 has mass 1.5 but nu has mass 1 \(relative difference 0.5 > 1e-10\); the Wasserstein flow "
+          r"conserves mass: pass normalize=True to rescale mu0, or use the wfr geometry$",
           lambda: solve(grid, 1, mu0, [1.0]))
     sol = solve(grid, 1, mu0, [0.0], normalize=True)
     assert abs(sol.mu[0].mean() - 1) < 1e-14
@@ -126,13 +127,13 @@ def test_memory_estimate_matches_the_measured_peak(shape, scheme):
     large enough that the interpreter's own allocations during the run do not count)."""
     import tracemalloc
 
-    from sobolev_flow import Solver, memory_estimate
+    from sobolev_flow import Solver, SpectralModel, memory_estimate
 
     grid = Torus(shape)
     mu0 = smooth(grid)
     tracemalloc.start()
     try:
-        solver = Solver(grid, 2.0, mu0, scheme=scheme.name, threads=1)
+        solver = Solver(SpectralModel(grid, mu0, s=2.0, threads=1), scheme=scheme.name)
         solver.advance(0.5)
         _, peak = tracemalloc.get_traced_memory()
     finally:
