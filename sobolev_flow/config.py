@@ -126,26 +126,23 @@ def points(key, value):
     return out if isinstance(value, list) else out[0]
 
 
-def density_spec(key, value):
-    """A family name, a .npy path, or a table with a 'family' key (checked in full later)."""
+def _name_or_table(key, value, field, expected):
+    """A non-empty string, or a table whose ``field`` is a string (checked in full later)."""
     if isinstance(value, str) and value:
         return value
-    if isinstance(value, dict) and isinstance(value.get("family"), str):
+    if isinstance(value, dict) and isinstance(value.get(field), str):
         return dict(value)
-    raise ConfigError(f"{key}={value!r}: expected a family name, a .npy path or a table with a 'family' key")
+    raise ConfigError(f"{key}={value!r}: expected {expected} or a table with a '{field}' key")
+
+
+def density_spec(key, value):
+    """A family name, a .npy path, or a table with a 'family' key."""
+    return _name_or_table(key, value, "family", "a family name, a .npy path")
 
 
 def named_table(what):
-    """A name, or a table with a string 'name' key and parameters (checked in full later)."""
-
-    def check(key, value):
-        if isinstance(value, str) and value:
-            return value
-        if isinstance(value, dict) and isinstance(value.get("name"), str):
-            return dict(value)
-        raise ConfigError(f"{key}={value!r}: expected a {what} name or a table with a 'name' key")
-
-    return check
+    """A name, or a table with a string 'name' key and parameters."""
+    return lambda key, value: _name_or_table(key, value, "name", f"a {what} name")
 
 
 def schedule(key, value):
