@@ -10,8 +10,9 @@ package) from the densities at the output times t = 0 and t = 10^{j/20} (20 per 
 to t_end, all hit exactly by the solver), and the exponent a is fitted with
 :func:`sobolev_flow.rates.fit_power_law` over the fixed window [t_end/10, t_end] for every run.
 
-Runs, all through :class:`sobolev_flow.solver.Solver` with ``threads=1`` (not :func:`solve`, which
-keeps eight diagnostics per step: gigabytes for the ~10^7 steps of a stable fixed-step run):
+Runs, all through :class:`sobolev_flow.solver.Solver` on a
+:class:`sobolev_flow.models.spectral.SpectralModel` with ``threads=1`` (not :func:`solve`, which
+keeps every diagnostic of every step: gigabytes for the ~10^7 steps of a stable fixed-step run):
 
 * reference: adaptive ``etdrk4`` at rtol = 1e-10, exponent a_ref;
 * adaptive: ``etdrk4`` at rtol = 1e-6 (the run under test) and the other ``--rtols``;
@@ -74,6 +75,7 @@ import numpy as np
 
 from sobolev_flow.grid import Torus
 from sobolev_flow.initial import density
+from sobolev_flow.models.spectral import SpectralModel
 from sobolev_flow.rates import energy_exponent, fit_power_law
 from sobolev_flow.solver import Solver
 from sobolev_flow.steppers import get_scheme
@@ -200,16 +202,19 @@ def energy_of(mu: np.ndarray, s: float = S) -> float:
 
 @contextlib.contextmanager
 def quiet_solver():
-    """Silence the solver's undershoot warning and numpy overflow warnings of unstable runs."""
-    logger = logging.getLogger("sobolev_flow.solver")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    """Silence the undershoot warning of the model (and any warning of the solver) and numpy
+    overflow warnings of unstable runs."""
+    loggers = [logging.getLogger(name) for name in ("sobolev_flow.solver", "sobolev_flow.models.spectral")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def integrate(grid: Torus, mu0: np.ndarray, times: np.ndarray, record_dt: bool, **options) -> Run:
@@ -232,7 +237,7 @@ def integrate(grid: Torus, mu0: np.ndarray, times: np.ndarray, record_dt: bool, 
         With ``failed_at`` set if the state became non-finite.
     """
     run = Run(scheme=options["scheme"], rtol=options.get("rtol"), h=options.get("dt"))
-    solver = Solver(grid, S, mu0, threads=1, **options)
+    solver = Solver(SpectralModel(grid, mu0, s=S, threads=1), **options)
     dts, speeds = [], [solver.monitor.max_speed]
 
     def callback(sol):
@@ -245,7 +250,7 @@ def integrate(grid: Torus, mu0: np.ndarray, times: np.ndarray, record_dt: bool, 
         try:
             for target in times:
                 solver.advance(target, callback=callback if record_dt else None)
-                energy.append(energy_of(solver.density()))
+                energy.append(energy_of(solver.model.density(solver.u)))
         except (FloatingPointError, RuntimeError):
             run.failed_at = solver.t
     run.wall = time.perf_counter() - start

@@ -18,9 +18,10 @@ split around μ = 1,
 
 the first term implicit (exponential for the ETD schemes), the second explicit.
 
-* sobolev_flow: :class:`sobolev_flow.solver.Solver` with a fixed step ``dt=T/steps``,
-  ``threads=1`` and the pyFFTW back end (numpy's if pyFFTW is missing), timed through its public
-  stepping loop (which includes the per-step monitor of min μ, max|∇ψ| and the dissipation).
+* sobolev_flow: :class:`sobolev_flow.solver.Solver` with a fixed step ``dt=T/steps`` on a
+  :class:`sobolev_flow.models.spectral.SpectralModel` (Wasserstein geometry) with ``threads=1``
+  and the pyFFTW back end (numpy's if pyFFTW is missing), timed through its public stepping loop
+  (which includes the per-step monitor of min μ, max|∇ψ| and the dissipation).
 * Dedalus 3: fields μ, ψ on RealFourier × RealFourier bases with ``dealias=3/2``, ψ an auxiliary
   field with a constant gauge variable τ (serial distributor, ``comm=MPI.COMM_SELF``)::
 
@@ -116,9 +117,8 @@ import time
 
 import numpy as np
 
-from sobolev_flow.flow import Flow
 from sobolev_flow.grid import Torus
-from sobolev_flow.kernels import SobolevKernel
+from sobolev_flow.models.spectral import SpectralModel
 from sobolev_flow.solver import Solver
 
 __all__ = ["PAIRS", "TARGETS", "compare", "dedalus_available", "initial_density", "main", "markdown"]
@@ -189,9 +189,11 @@ class _SobolevRun:
         self.mu0 = initial_density(*self.grid.mesh())
         self.backend = _fft_backend()
 
+    def _model(self) -> SpectralModel:
+        return SpectralModel(self.grid, self.mu0, s=self.s, threads=1, fft_backend=self.backend)
+
     def _solver(self, scheme, steps):
-        return Solver(self.grid, self.s, self.mu0, scheme=scheme, dt=self.t_end / steps, threads=1,
-                      fft_backend=self.backend)
+        return Solver(self._model(), scheme=scheme, dt=self.t_end / steps)
 
     def run(self, scheme, steps) -> np.ndarray:
         """μ(T) after ``steps`` fixed steps."""
@@ -199,7 +201,7 @@ class _SobolevRun:
         solver.advance(self.t_end)
         if solver.steps != steps:
             raise RuntimeError(f"{scheme}: took {solver.steps} steps instead of {steps}")
-        return solver.density()
+        return solver.model.density(solver.u)
 
     def stepper(self, scheme, steps):
         """A callable taking ``k`` steps of T/steps each (the state runs on past T)."""
@@ -213,9 +215,9 @@ class _SobolevRun:
 
     def linear(self) -> np.ndarray:
         """μ(T) of the linearised flow ∂t ρ = Lρ (the nonlinear term dropped)."""
-        flow = Flow(self.grid, SobolevKernel(self.s), threads=1, fft_backend=self.backend)
+        model = self._model()
         rho_hat = self.grid.project(self.grid.to_spectral(self.mu0 - 1))
-        return 1 + self.grid.to_physical(np.exp(flow.linear * self.t_end) * rho_hat)
+        return 1 + self.grid.to_physical(np.exp(model.linear * self.t_end) * rho_hat)
 
 
 # ============================================================================ Dedalus

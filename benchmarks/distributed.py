@@ -32,7 +32,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-#: Runs in every process: build the solver, warm up, time steps, print the median (rank 0).
+#: Runs in every process: build the model and the solver, warm up, time steps, print the median (rank 0).
 TIMING = """
 import json, math, statistics, sys, time
 shape = tuple(int(n) for n in sys.argv[1].split("x"))
@@ -41,11 +41,11 @@ comm = None
 if distributed:
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
-from sobolev_flow import Solver, Torus
+from sobolev_flow import Solver, SpectralModel, Torus
 from sobolev_flow.initial import density
 grid = Torus(shape)
 mu0 = density({"family": "powerlaw", "p": 6.0, "seed": 1}, grid)
-solver = Solver(grid, 2.0, mu0, threads=threads, comm=comm)
+solver = Solver(SpectralModel(grid, mu0, s=2.0, threads=threads, comm=comm))
 solver.step(math.inf)
 times = []
 start = time.perf_counter()

@@ -2,17 +2,20 @@
 
 What is measured
 ----------------
-For :meth:`sobolev_flow.flow.Flow.explicit` (N(ρ) = div((ρ + ν − ν̄)∇ψ), uniform target,
-``SobolevKernel(s=2)``, 3/2 dealiasing, a random smooth ρ projected with ``grid.project``)
-the script reports
+For :meth:`sobolev_flow.models.spectral.SpectralModel.explicit` (N(ρ) = div((ρ + ν − ν̄)∇ψ),
+uniform target, ``SobolevKernel(s=2)``, 3/2 dealiasing, a random smooth ρ projected with
+``grid.project``) the script reports
 
-    ratio = median time of one ``Flow.explicit(rho_hat, out)`` call
+    ratio = median time of one ``SpectralModel.explicit(rho_hat, out)`` call
             / median time of the FFTs that call performs,
 
-where "the FFTs" are those of :meth:`Flow.transforms_only`: one c2r for ρ and, per axis,
-one c2r for ∂_j ψ and one r2c for the flux F_j, on the padded grid, with the same plans and
-threads. The spectral buffer is filled with the zero-padded ρ before each FFT timing (not
-timed), so the transforms see realistic data. RHS and FFT
+where "the FFTs" are those of :meth:`SpectralModel.transforms_only`: one c2r for ρ and, per
+axis, one c2r for ∂_j ψ and one r2c for the flux F_j, on the padded grid, with the same plans
+and threads. With ``--geometry wfr`` (Wasserstein–Fisher–Rao, α = 2) the right-hand side also
+has the reaction −α ψ (μ − ν̄), N(ρ) = div((ρ + ν − ν̄)∇ψ) − α ψ (ρ + ν − ν̄), and both N and its
+FFTs take one more transform pair (a c2r for ψ and an r2c for the reaction). The padded
+spectral buffer is filled with the zero-padded ρ (``model.transform.load``) before each FFT
+timing (not timed), so the transforms see realistic data. RHS and FFT
 measurements are interleaved, one of each per repeat (alternating which goes first), so
 background load affects both alike, and the element-wise work is reported as the median of
 the per-repeat differences RHS − FFT (so the columns need not subtract exactly).
@@ -27,15 +30,25 @@ Run (from the repository root)::
     PYTHONPATH=. python benchmarks/rhs_vs_fft.py                 # full run, ~1-2 minutes
     PYTHONPATH=. python benchmarks/rhs_vs_fft.py --quick         # smoke run, a few seconds
     PYTHONPATH=. python benchmarks/rhs_vs_fft.py --threads 1 --effort measure --cases 256x256 512x512
+    PYTHONPATH=. python benchmarks/rhs_vs_fft.py --geometry wfr  # the WFR right-hand side
+    PYTHONPATH=. python benchmarks/rhs_vs_fft.py --quick --json  # the results as JSON
+
+The output is a header (versions, CPU, load; the settings, geometry included) and a markdown
+table; with ``--json`` it is instead one JSON object on stdout: ``versions`` and
+``description`` (the two header lines), ``settings`` (backend, effort, geometry,
+geometry_description, repeats, min_time, target_ratio) and ``timings``, a list of
+``{"shape", "threads", "fft", "rhs", "elementwise", "ratio", "repeats"}``, times in seconds.
+``benchmarks/before_after.py`` compares this script's results with those of a git revision.
 
 Target: ratio ≤ 1.2, i.e. the element-wise work of the right-hand side (zero padding,
-gradient, product, divergence) costs at most 20 % of its FFTs.
+gradient, product, divergence, and the reaction under WFR) costs at most 20 % of its FFTs.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import platform
 import statistics
@@ -44,13 +57,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sobolev_flow.flow import Flow
-from sobolev_flow.grid import Torus
-from sobolev_flow.kernels import SobolevKernel
+from sobolev_flow import SobolevKernel, SpectralModel, Torus
+from sobolev_flow.models import make_geometry
 
 FULL_CASES = ((256, 256), (512, 512), (1024, 1024), (64, 64, 64), (128, 128, 128))
 QUICK_CASES = ((64, 64), (32, 32, 32))
 TARGET_RATIO = 1.2
+
+#: The ``geometry`` argument of :class:`SpectralModel` for each ``--geometry`` choice.
+GEOMETRIES = {"wasserstein": "wasserstein", "wfr": {"name": "wfr", "alpha": 2.0}}
 
 
 @dataclass(frozen=True)
@@ -62,9 +77,9 @@ class Timing:
     shape : tuple of int
         Grid shape (unpadded).
     threads : int
-        FFTW threads of the Flow.
+        FFTW threads of the model's transform.
     fft, rhs, elementwise : float
-        Median times of the FFTs of one call, of one ``Flow.explicit`` call, and of the
+        Median times of the FFTs of one call, of one ``SpectralModel.explicit`` call, and of the
         per-repeat difference RHS − FFT.
     repeats : int
         Number of interleaved repeats behind the medians.
@@ -100,12 +115,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="FFTW thread counts (default: 1 2)")
     parser.add_argument("--effort", choices=("estimate", "measure"), default="estimate", help="FFTW planner effort")
     parser.add_argument("--backend", choices=("pyfftw", "numpy"), default="pyfftw", help="FFT back end")
+    parser.add_argument("--geometry", choices=tuple(GEOMETRIES), default="wasserstein",
+                        help="geometry of the right-hand side: wasserstein (default) or wfr "
+                             "(Wasserstein-Fisher-Rao, alpha = 2: one more transform pair)")
     parser.add_argument("--repeats", type=int, default=None, help="minimum repeats per case (default 20; quick 5)")
     parser.add_argument("--min-time", type=float, default=None,
                         help="minimum seconds per measurement (default 2; quick 0.2)")
     parser.add_argument("--cases", nargs="+", default=None, metavar="NxN[xN]",
                         help="grid shapes to run instead of the default set, e.g. 256x256 128x128x128")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initial coefficients")
+    parser.add_argument("--json", action="store_true",
+                        help="print the results as one JSON object instead of the header and the table")
     args = parser.parse_args(argv)
     if args.repeats is None:
         args.repeats = 5 if args.quick else 20
@@ -173,27 +193,36 @@ def smooth_state(grid: Torus, rng: np.random.Generator) -> np.ndarray:
     return grid.project(rho_hat)
 
 
-def time_rhs(flow: Flow, rho_hat: np.ndarray, out: np.ndarray) -> float:
-    """Seconds taken by one ``flow.explicit(rho_hat, out)`` call."""
+def time_rhs(model: SpectralModel, rho_hat: np.ndarray, out: np.ndarray) -> float:
+    """Seconds taken by one ``model.explicit(rho_hat, out)`` call."""
     start = time.perf_counter()
-    flow.explicit(rho_hat, out)
+    model.explicit(rho_hat, out)
     return time.perf_counter() - start
 
 
-def time_ffts(flow: Flow, rho_hat: np.ndarray) -> float:
-    """Seconds taken by the FFTs of one ``explicit`` call (:meth:`Flow.transforms_only`).
+def time_ffts(model: SpectralModel, rho_hat: np.ndarray) -> float:
+    """Seconds taken by the FFTs of one ``explicit`` call (:meth:`SpectralModel.transforms_only`).
 
-    The spectral buffer is first filled with the zero-padded ρ, outside the timed region, so
-    that the transforms see realistic data rather than the previous call's leftovers.
+    The spectral buffer is first filled with the zero-padded ρ (``model.transform.load``),
+    outside the timed region, so that the transforms see realistic data rather than the
+    previous call's leftovers.
     """
-    flow._embed(rho_hat)
+    model.transform.load(rho_hat)
     start = time.perf_counter()
-    flow.transforms_only()
+    model.transforms_only()
     return time.perf_counter() - start
+
+
+def make_model(grid: Torus, threads: int, args: argparse.Namespace) -> SpectralModel:
+    """The model whose right-hand side is timed: μ0 ≡ ν ≡ 1 (the timed states are passed to
+    ``explicit`` directly), ``SobolevKernel(s=2)``, the geometry, back end, threads and planner
+    effort of the options."""
+    return SpectralModel(grid, np.ones(grid.shape), kernel=SobolevKernel(s=2), geometry=GEOMETRIES[args.geometry],
+                         fft_backend=args.backend, threads=threads, fft_effort=args.effort)
 
 
 def measure_case(shape, threads: int, args: argparse.Namespace) -> Timing:
-    """Interleaved timings of ``Flow.explicit`` and of its FFTs for one grid and thread count.
+    """Interleaved timings of ``SpectralModel.explicit`` and of its FFTs for one grid and thread count.
 
     Parameters
     ----------
@@ -202,20 +231,20 @@ def measure_case(shape, threads: int, args: argparse.Namespace) -> Timing:
     threads : int
         FFTW threads.
     args : argparse.Namespace
-        Parsed options (backend, effort, repeats, min_time, seed).
+        Parsed options (backend, effort, geometry, repeats, min_time, seed).
 
     Returns
     -------
     Timing
     """
     grid = Torus(shape, dealias="3/2")
-    flow = Flow(grid, SobolevKernel(s=2), fft_backend=args.backend, threads=threads, fft_effort=args.effort)
+    model = make_model(grid, threads, args)
     rho_hat = smooth_state(grid, np.random.default_rng(args.seed))
     out = np.empty_like(rho_hat)
 
     for _ in range(3):  # warm-up: page in buffers, wake the FFTW thread pool
-        time_rhs(flow, rho_hat, out)
-        time_ffts(flow, rho_hat)
+        time_rhs(model, rho_hat, out)
+        time_ffts(model, rho_hat)
 
     rhs, fft = [], []
     gc_was_enabled = gc.isenabled()
@@ -224,17 +253,17 @@ def measure_case(shape, threads: int, args: argparse.Namespace) -> Timing:
         while len(rhs) < args.repeats or min(sum(rhs), sum(fft)) < args.min_time:
             # alternate the order so that neither measurement always follows the other
             if len(rhs) % 2:
-                fft.append(time_ffts(flow, rho_hat))
-                rhs.append(time_rhs(flow, rho_hat, out))
+                fft.append(time_ffts(model, rho_hat))
+                rhs.append(time_rhs(model, rho_hat, out))
             else:
-                rhs.append(time_rhs(flow, rho_hat, out))
-                fft.append(time_ffts(flow, rho_hat))
+                rhs.append(time_rhs(model, rho_hat, out))
+                fft.append(time_ffts(model, rho_hat))
     finally:
         if gc_was_enabled:
             gc.enable()
 
     diff = [r - f for r, f in zip(rhs, fft)]
-    return Timing(tuple(shape), flow.threads, statistics.median(fft), statistics.median(rhs),
+    return Timing(tuple(shape), model.transform.threads, statistics.median(fft), statistics.median(rhs),
                   statistics.median(diff), len(rhs))
 
 
@@ -251,8 +280,28 @@ def format_table(timings) -> str:
     return "\n".join(lines)
 
 
+def settings_line(args: argparse.Namespace) -> str:
+    """The line under the versions: back end, effort, geometry, fixed settings, repeats, target."""
+    return (f"backend {args.backend}, effort {args.effort}, geometry {make_geometry(GEOMETRIES[args.geometry])}, "
+            f"uniform target, SobolevKernel(s=2), dealias 3/2; ≥ {args.repeats} repeats and ≥ {args.min_time:g} s "
+            f"per measurement; target ratio ≤ {TARGET_RATIO}")
+
+
+def as_json(timings, args: argparse.Namespace) -> str:
+    """The timings and the settings as one JSON object (times in seconds; see the module docstring)."""
+    return json.dumps({
+        "versions": versions_header(),
+        "description": settings_line(args),
+        "settings": {"backend": args.backend, "effort": args.effort, "geometry": args.geometry,
+                     "geometry_description": str(make_geometry(GEOMETRIES[args.geometry])),
+                     "repeats": args.repeats, "min_time": args.min_time, "target_ratio": TARGET_RATIO},
+        "timings": [{"shape": list(t.shape), "threads": t.threads, "fft": t.fft, "rhs": t.rhs,
+                     "elementwise": t.elementwise, "ratio": t.ratio, "repeats": t.repeats} for t in timings],
+    })
+
+
 def main(argv=None) -> int:
-    """Run every case and print the header and the table.
+    """Run every case and print the header and the table (or, with ``--json``, one JSON object).
 
     Returns
     -------
@@ -261,17 +310,17 @@ def main(argv=None) -> int:
     """
     args = parse_args(argv)
     cases = args.cases or (QUICK_CASES if args.quick else FULL_CASES)
-    print(versions_header())
-    print(f"backend {args.backend}, effort {args.effort}, uniform target, SobolevKernel(s=2), dealias 3/2; "
-          f"≥ {args.repeats} repeats and ≥ {args.min_time:g} s per measurement; target ratio ≤ {TARGET_RATIO}")
-    if args.backend == "numpy":
-        print("(numpy.fft ignores the thread count)")
-    print()
+    if not args.json:
+        print(versions_header())
+        print(settings_line(args))
+        if args.backend == "numpy":
+            print("(numpy.fft ignores the thread count)")
+        print()
     timings = []
     for shape in cases:
         for threads in args.threads:
             timings.append(measure_case(shape, threads, args))
-    print(format_table(timings))
+    print(as_json(timings, args) if args.json else format_table(timings))
     return 0
 
 

@@ -5,13 +5,13 @@ What is measured
 For 2-D grids n² (default n = 128 … 2048) and optionally 3-D grids, with the uniform target,
 s = 2 and the ETDRK4 scheme:
 
-* the median time of one right-hand-side evaluation (``Flow.explicit``) and of one adaptive
-  step (``Solver.step``: step doubling, 11 evaluations plus the update and diagnostics), from
-  repeated calls in one process;
+* the median time of one right-hand-side evaluation (``SpectralModel.explicit``) and of one
+  adaptive step (``Solver.step``: step doubling, 11 evaluations plus the update and
+  diagnostics), from repeated calls in one process;
 * the cost per evaluation divided by n^d log n^d, normalised to the smallest grid: it stays
   near 1 when the cost grows like the FFTs;
-* the peak memory of building the solver and taking two steps (``tracemalloc``; numpy and
-  pyfftw allocations), in MiB and in "state arrays" of n^d doubles, next to the up-front
+* the peak memory of building the model and the solver and taking two steps (``tracemalloc``;
+  numpy and pyfftw allocations), in MiB and in "state arrays" of n^d doubles, next to the up-front
   estimate :func:`sobolev_flow.memory_estimate`.
 
 Run (from the repository root)::
@@ -32,16 +32,21 @@ import tracemalloc
 
 import numpy as np
 
-from sobolev_flow import Solver, Torus, get_scheme, memory_estimate
+from sobolev_flow import Solver, SpectralModel, Torus, get_scheme, memory_estimate
 from sobolev_flow.initial import density
 
 
+def make_solver(grid: Torus, mu0, threads: int) -> Solver:
+    """The ETDRK4 solver of the s = 2 flow from ``mu0`` to the uniform target."""
+    return Solver(SpectralModel(grid, mu0, s=2.0, threads=threads))
+
+
 def peak_memory(grid: Torus, threads: int) -> float:
-    """Peak bytes allocated while building a solver and taking two steps."""
+    """Peak bytes allocated while building a model and its solver and taking two steps."""
     mu0 = density({"family": "powerlaw", "p": 6.0, "seed": 1}, grid)
     tracemalloc.start()
     try:
-        solver = Solver(grid, 2.0, mu0, threads=threads)
+        solver = make_solver(grid, mu0, threads)
         solver.step(1.0)
         solver.step(1.0)
         _, peak = tracemalloc.get_traced_memory()
@@ -54,14 +59,14 @@ def peak_memory(grid: Torus, threads: int) -> float:
 def timings(grid: Torus, threads: int, min_time: float) -> tuple[float, float]:
     """Median seconds of one right-hand-side evaluation and of one adaptive step."""
     mu0 = density({"family": "powerlaw", "p": 6.0, "seed": 1}, grid)
-    solver = Solver(grid, 2.0, mu0, threads=threads)
-    out = np.empty_like(solver.rho_hat)
+    solver = make_solver(grid, mu0, threads)
+    out = np.empty_like(solver.u)
     rhs, steps = [], []
-    solver.flow.explicit(solver.rho_hat, out)  # warm-up
+    solver.model.explicit(solver.u, out)  # warm-up
     start = time.perf_counter()
     while len(rhs) < 5 or time.perf_counter() - start < min_time:
         t0 = time.perf_counter()
-        solver.flow.explicit(solver.rho_hat, out)
+        solver.model.explicit(solver.u, out)
         rhs.append(time.perf_counter() - t0)
     start = time.perf_counter()
     while len(steps) < 3 or time.perf_counter() - start < min_time:

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from sobolev_flow import open_run
+from sobolev_flow import Torus, open_run
 from sobolev_flow.config import resolve, schedule_times
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -27,11 +27,16 @@ def env():
 
 
 def cli(*args, cwd, check=None, timeout=300):
-    result = subprocess.run([sys.executable, "-m", "sobolev_flow.run", *args], capture_output=True, text=True,
-                            cwd=cwd, env=env(), timeout=timeout)
+    result = cli_module("run", *args, cwd=cwd, timeout=timeout)
     if check is not None:
         assert result.returncode == check, result.stderr
     return result
+
+
+def cli_module(module, *args, cwd, timeout=300):
+    """``python -m sobolev_flow.<module> args`` in ``cwd``, with this source tree first on the path."""
+    return subprocess.run([sys.executable, "-m", f"sobolev_flow.{module}", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env(), timeout=timeout)
 
 
 def digest(path):
@@ -204,10 +209,19 @@ threads = 1
     return config
 
 
-def test_restart_to_a_later_time_equals_an_uninterrupted_run(tmp_path):
+MODELS = {
+    "sobolev": [],
+    "gaussian wfr": ['model.kernel={name="gaussian", sigma=0.5}', 'model.geometry={name="wfr", alpha=2.0}',
+                     'model.target={family="bumps"}'],
+}
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_restart_to_a_later_time_equals_an_uninterrupted_run(tmp_path, model):
     config = exact_times_config(tmp_path, 40.0)
-    cli(str(config), "--output", "whole.h5", "--quiet", cwd=tmp_path, check=0)
-    cli(str(config), "--output", "split.h5", "--set", "time.t_end=10.0", "--quiet", cwd=tmp_path, check=0)
+    extra = ("--set", *MODELS[model]) if MODELS[model] else ()
+    cli(str(config), "--output", "whole.h5", *extra, "--quiet", cwd=tmp_path, check=0)
+    cli(str(config), "--output", "split.h5", *extra, "--set", "time.t_end=10.0", "--quiet", cwd=tmp_path, check=0)
     result = cli("--output", "split.h5", "--restart", "--set", "time.t_end=40.0", "--quiet", cwd=tmp_path, check=0)
     whole, split = open_run(tmp_path / "whole.h5"), open_run(tmp_path / "split.h5")
     assert np.array_equal(whole.t, split.t)
@@ -217,6 +231,34 @@ def test_restart_to_a_later_time_equals_an_uninterrupted_run(tmp_path):
     assert split.config["time"]["t_end"] == 40.0
     assert json.loads(split.attrs["restarts"])[0]["t"] == 10.0
     assert "t_end=40" in result.stdout
+    for name, values in whole.diagnostics.items():  # every declared series, max_psi under WFR
+        assert np.array_equal(values, split.diagnostics[name]), name
+
+
+@pytest.mark.parametrize("overrides, kernel, geometry", [
+    (["grid.d=1", 'model.kernel="relu"', 'model.geometry={name="wfr", alpha=2.0}',
+      'initial.density={family="powerlaw", p=4.0, seed=1}'], "relu", "wfr"),
+    (['model.kernel={name="gaussian", sigma=0.5}', 'model.geometry="wfr"', "model.target={family=\"bumps\"}"],
+     "gaussian", "wfr"),
+    (['model.kernel={name="sobolev", s=1.5}'], "sobolev", "wasserstein"),
+], ids=["relu wfr 1-D", "gaussian wfr 2-D", "sobolev table"])
+def test_every_kernel_and_geometry_runs_and_is_recorded(tmp_path, overrides, kernel, geometry):
+    cli("--set", "grid.n=32", "time.t_end=20", "fft.threads=1", *overrides, "--output", "run.h5", "--quiet",
+        cwd=tmp_path, check=0)
+    run = open_run(tmp_path / "run.h5")
+    assert run.model["kernel"]["name"] == kernel and run.model["geometry"]["name"] == geometry
+    d = run.diagnostics
+    assert np.all(np.diff(d["energy"]) <= 0) and np.all(d["dissipation"] >= 0)
+    assert ("max_psi" in d) == (geometry == "wfr")
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        assert f["model/kernel_weights"].shape == Torus(run.mu.shape[1:]).spectral_shape
+        assert f["diagnostics/energy"].attrs["description"]
+    if kernel == "relu":  # E ~ t^-(p+3)/2 for s = 2 on the even modes, recorded for rates and plot
+        assert run.theory == {"energy": ("power", 3.5)}
+    rates = cli_module("rates", "run.h5", cwd=tmp_path)
+    assert rates.returncode == 0 and "kernel " in rates.stdout and geometry in rates.stdout
+    plot = cli_module("plot", "run.h5", "-o", "run.png", cwd=tmp_path)
+    assert plot.returncode == 0 and (tmp_path / "run.png").stat().st_size > 0
 
 
 def test_restart_with_measured_plans_replays_the_stored_wisdom(tmp_path, monkeypatch):
