@@ -71,7 +71,7 @@ class SpectralSums:
         return self.layout.sum(float(f_hat.flat[0].real) if self.layout.owns_origin and f_hat.size else 0.0)
 
     def energy(self, rho_hat) -> float:
-        """E = ½ Σ_{k≠0} K̂(k) |ρ_k|²."""
+        """E = ½ Σ_k K̂(k) |ρ_k|² (K̂_0 = 0 for the Sobolev kernel)."""
         return 0.5 * self.bilinear(self._kernel, rho_hat, rho_hat)
 
     def dissipation(self, rho_hat, drho_hat) -> float:
@@ -102,12 +102,12 @@ class SpectralSums:
 
 
 def energy(grid: Torus, weights: np.ndarray, rho_hat: np.ndarray) -> float:
-    """E = ½ Σ_{k≠0} K̂(k) |ρ_k|²  (= ½‖ρ‖²_{Ḣ^{-s}} for K̂ = |k|^{-2s}).
+    """E = ½ Σ_k K̂(k) |ρ_k|²  (= ½‖ρ‖²_{Ḣ^{-s}} for K̂ = |k|^{-2s}, K̂_0 = 0).
 
     Parameters
     ----------
     weights : ndarray
-        Kernel weights K̂(k) on the half layout, zero at k = 0.
+        Kernel weights K̂(k) on the half layout (K̂_0 counts the mass difference).
     rho_hat : ndarray
         Coefficients of ρ = μ − ν.
     """

@@ -22,7 +22,6 @@ the ``mpi`` extra (mpi4py, mpi4py-fft) and a system MPI with the FFTW headers, s
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np

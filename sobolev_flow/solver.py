@@ -37,7 +37,7 @@ import numpy as np
 
 from .grid import Torus
 from .models.base import SOLVER_SERIES
-from .models.spectral import SpectralModel, memory_estimate
+from .models.spectral import SpectralModel, make_geometry, memory_estimate
 from .steppers import get_scheme
 
 __all__ = ["solve", "Solver", "Solution", "memory_estimate", "check_memory"]
@@ -128,7 +128,8 @@ def solve(grid, s, mu0, times, nu=None, **options) -> Solution:
     model_options = {key: options.pop(key) for key in MODEL_OPTIONS if key in options}
     comm = model_options.get("comm")
     scheme = get_scheme(options.get("scheme", "etdrk4"))
-    check_memory(grid.shape, memory_estimate(grid, scheme), 1 if comm is None else comm.Get_size())
+    reaction = bool(make_geometry(model_options.get("geometry")).alpha)
+    check_memory(grid.shape, memory_estimate(grid, scheme, reaction), 1 if comm is None else comm.Get_size())
     model = SpectralModel(grid, mu0, nu, s=s, **model_options)
     solver = Solver(model, **options)
     records: dict = {}

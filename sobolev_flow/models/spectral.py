@@ -39,7 +39,6 @@ import numpy as np
 from .. import diagnostics as diag
 from ..grid import Torus
 from ..kernels import SobolevKernel
-from ..parallel import SERIAL
 from ..theory import predictions
 from ..transforms import padded_transform
 from .base import Monitor, Series
