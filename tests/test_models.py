@@ -8,7 +8,7 @@ import pytest
 
 from sobolev_flow import Solver, SpectralModel, Torus, solve
 from sobolev_flow.kernels import FourierKernel, GaussianKernel, ReluKernel, SobolevKernel
-from sobolev_flow.validation import LINEAR_MODES
+from sobolev_flow.validation import WFR_RATE_STUDIES, wfr_linear_rates
 
 WFR = {"name": "wfr", "alpha": 2.0}
 
@@ -88,35 +88,18 @@ def test_stabilisation_leaves_the_solution_unchanged():
 
 
 # ----------------------------------------------------------------------------- WFR rates and mass
-def mode_rates(grid, mu0, t_end, **options):
-    start, end = (grid.to_spectral(mu) for mu in solve(grid, None, mu0, [0.0, t_end], rtol=1e-11, **options).mu)
-    return start, end
-
-
-@pytest.mark.parametrize("mass", [1.0, 1.5])
-def test_wfr_linear_mode_rates_relu_kernel(mass):
-    """Around a uniform target of density M, mode k decays at M(|k|² + α)K̂_k (α = 2)."""
-    grid, t_end, modes = Torus((32,)), 2.0, (1, 4, 10)  # no sum or difference of two is a third
-    (x,) = grid.mesh()
-    mu0 = mass * (1 + 1e-4 * sum(np.cos(k * x) for k in modes))
-    start, end = mode_rates(grid, mu0, t_end, nu=np.full(grid.shape, mass), kernel=ReluKernel(), geometry=WFR)
-    for k in modes:
-        rate = -math.log(end[k].real / start[k].real) / t_end
-        expected = mass * (k**2 + 2.0) * float(relu_weights(np.array(k)))
-        assert abs(rate / expected - 1) < 1e-4, (k, rate, expected)
-
-
-def test_wfr_linear_mode_rates_gaussian_kernel_2d():
-    grid, t_end, sigma = Torus((32, 32)), 2.0, 0.6
-    x, y = grid.mesh()
-    mu0 = 1 + 1e-4 * sum(np.cos(k1 * x + k2 * y) for k1, k2 in LINEAR_MODES)
-    start, end = mode_rates(grid, mu0, t_end, kernel=GaussianKernel(sigma), geometry=WFR)
-    for k1, k2 in LINEAR_MODES:
-        index = (k1 % 32, k2) if k2 >= 0 else (-k1 % 32, -k2)
-        rate = -math.log(end[index].real / start[index].real) / t_end
-        k2sum = k1**2 + k2**2
-        expected = (k2sum + 2.0) * gaussian_weights(k2sum, sigma, 2)
-        assert abs(rate / expected - 1) < 1e-4, ((k1, k2), rate, expected)
+@pytest.mark.parametrize("study", sorted(WFR_RATE_STUDIES))
+def test_wfr_linear_mode_rates(study):
+    """Around a uniform target of density M, mode k decays at M(|k|² + α)K̂_k (α = 2); the kernel
+    weights come from the closed forms written here, not from the kernel under test."""
+    grid, kernel, modes, mass = WFR_RATE_STUDIES[study]
+    rates = wfr_linear_rates(study)
+    assert set(rates) == set(modes)
+    for k, (measured, predicted) in rates.items():
+        k2 = sum(kj**2 for kj in k)
+        weight = float(relu_weights(np.array(k[0]))) if grid.d == 1 else gaussian_weights(k2, kernel.sigma, grid.d)
+        assert predicted == pytest.approx(mass * (k2 + 2.0) * weight, rel=1e-13)
+        assert abs(measured / predicted - 1) < 1e-4, (k, measured, predicted)
 
 
 @pytest.mark.parametrize("kernel", [ReluKernel(), GaussianKernel(0.8)], ids=["relu", "gaussian"])
