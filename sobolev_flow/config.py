@@ -7,7 +7,10 @@ Sections and keys (defaults in brackets)::
                   ["wasserstein"] (or {name = "wfr", alpha = 2.0}), target ["uniform"] (a density
                   spec), stabilisation [max ν]
     [initial]     density [powerlaw p=6] (a density spec), normalize [false]
-    [time]        t_end [200.0], scheme ["etdrk4"], rtol [1e-6], atol [1e-12], dt [adaptive],
+    [particles]   n [1000], init ["auto": quantiles in 1-D, lattice otherwise; or "sample", or a
+                  .npy path], seed [0], weights [none: equal; or a .npy path], modes [64],
+                  evaluator ["auto"], tol [1e-9]   (used when model.method = "particles")
+    [time]        t_end [200.0], scheme ["auto": etdrk4 on the grid, rk4 for particles], rtol [1e-6], atol [1e-12], dt [adaptive],
                   cfl [0.5], dt_max [inf], max_steps [none]
     [output]      path ["sobolev_flow_run.h5"], snapshots [geometric], diagnostics [geometric, denser],
                   checkpoint_seconds [300.0], checkpoint_steps [none]
@@ -177,6 +180,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "dealias": Key("3/2", choice("3/2", "2/3"), "3/2 padding or 2/3 truncation"),
     },
     "model": {
+        "method": Key("grid", choice("grid", "particles"), "a density on the grid, or particles"),
         "s": Key(2.0, positive, "Sobolev order s of the energy ½‖μ − ν‖²_{Ḣ^{-s}}"),
         "kernel": Key(None, optional(named_table("kernel")), "kernel of the discrepancy (default: Sobolev, order s)"),
         "geometry": Key("wasserstein", named_table("geometry"), "wasserstein, or {name = \"wfr\", alpha = 2.0}"),
@@ -187,9 +191,18 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "density": Key({"family": "powerlaw", "p": 6.0, "seed": 1}, density_spec, "initial density μ0"),
         "normalize": Key(False, boolean, "rescale μ0 to the mass of ν"),
     },
+    "particles": {
+        "n": Key(1000, integer(1), "number of particles"),
+        "init": Key("auto", string, "quantiles (1-D), lattice (weighted by μ0), sample (i.i.d.), or a .npy path"),
+        "seed": Key(0, integer(0), "seed of init = sample"),
+        "weights": Key(None, optional(string), "a .npy of weights (default: the target's mass shared equally)"),
+        "modes": Key(64, integer(1), "mode cut-off K of the NUFFT evaluator (|k_j| <= K)"),
+        "evaluator": Key("auto", choice("auto", "nufft", "direct", "sorted"), "how ψ and ∇ψ are evaluated"),
+        "tol": Key(1e-9, positive, "NUFFT tolerance"),
+    },
     "time": {
         "t_end": Key(200.0, positive, "final time"),
-        "scheme": Key("etdrk4", string, "time-stepping scheme"),
+        "scheme": Key("auto", string, "time-stepping scheme (auto: etdrk4 on the grid, rk4 for particles)"),
         "rtol": Key(1e-6, positive, "relative local error tolerance"),
         "atol": Key(1e-12, lambda k, v: _number(k, v, low=0), "absolute local error tolerance"),
         "dt": Key(None, optional(positive), "fixed step size (default: adaptive)"),

@@ -30,6 +30,7 @@ from .config import ConfigError, grid_shape, load, resolve, schedule_times
 from .grid import Torus
 from .initial import density, spectrum_exponent
 from .kernels import make_kernel
+from .models.particles import INITIALISATIONS, ParticleModel, lattice, quantiles, sample
 from .models.spectral import SpectralModel, make_geometry, memory_estimate
 from .solver import Solver, check_memory
 from .steppers import get_scheme
@@ -42,7 +43,10 @@ from .trackers import (CheckpointTracker, DiagnosticsTracker, InterruptTracker, 
 log = logging.getLogger("sobolev_flow.run")
 
 #: Sections that define the problem: a restart must not change them.
-IDENTITY = ("grid", "model", "initial")
+IDENTITY = ("grid", "model", "initial", "particles")
+
+#: The scheme ``time.scheme = "auto"`` stands for, per model.method.
+AUTO_SCHEMES = {"grid": "etdrk4", "particles": "rk4"}
 
 
 def parse(argv):
@@ -105,6 +109,8 @@ def configure(args) -> tuple[dict, pathlib.Path, dict | None]:
         if not args.config:  # continue the stored run, with the overrides on top
             cfg = resolve(stored, overrides)
         for section in IDENTITY:
+            if section not in stored:  # written before the section existed: its defaults
+                stored[section] = resolve({})[section]
             if cfg[section] != stored[section]:
                 key, old, new = first_difference(section, stored[section], cfg[section])
                 raise ConfigError(f"{key}={new!r}: the run file was made with {key}={old!r}; "
@@ -140,7 +146,8 @@ def problem(cfg, base_dir):
     kernel's weights are checked against the grid (e.g. ``relu`` needs d = 1).
     """
     grid = Torus(grid_shape(cfg), dealias=cfg["grid"]["dealias"])
-    scheme = get_scheme(cfg["time"]["scheme"])
+    name = cfg["time"]["scheme"]
+    scheme = get_scheme(AUTO_SCHEMES[cfg["model"]["method"]] if name == "auto" else name)
     kernel = make_kernel(cfg["model"]["kernel"], cfg["model"]["s"], grid, base_dir=base_dir)
     geometry = make_geometry(cfg["model"]["geometry"])
     return grid, scheme, kernel, geometry
@@ -155,19 +162,64 @@ def build(cfg, base_dir, comm=None, wisdom_only=False) -> Solver:
     wisdom alone (see :func:`restore_plans`).
     """
     grid, scheme, kernel, geometry = problem(cfg, base_dir)
-    check_memory(grid.shape, memory_estimate(grid, scheme, reaction=bool(geometry.alpha)),
-                 1 if comm is None else comm.Get_size())
+    particles = cfg["model"]["method"] == "particles"
+    if particles and comm is not None and comm.Get_size() > 1:
+        raise ConfigError(f"model.method='particles': runs on one process (started with {comm.Get_size()})")
+    if not particles:
+        check_memory(grid.shape, memory_estimate(grid, scheme, reaction=bool(geometry.alpha)),
+                     1 if comm is None else comm.Get_size())
     mu0 = density(cfg["initial"]["density"], grid, name="initial.density", base_dir=base_dir)
     target = cfg["model"]["target"]
     nu = None if target == "uniform" else density(target, grid, name="model.target", base_dir=base_dir)
     t, fft = cfg["time"], cfg["fft"]
-    model = SpectralModel(grid, mu0, nu, kernel=kernel, geometry=geometry, stabilisation=cfg["model"]["stabilisation"],
+    if particles:
+        model = particle_model(cfg, grid, kernel, geometry, mu0, nu, base_dir)
+    else:
+        model = SpectralModel(grid, mu0, nu, kernel=kernel, geometry=geometry, stabilisation=cfg["model"]["stabilisation"],
                           normalize=cfg["initial"]["normalize"], orders=sobolev_orders(cfg),
                           spectrum=spectrum_exponent(cfg["initial"]["density"], grid.d), comm=comm,
                           decomposition=fft["decomposition"], fft_backend=fft["backend"],
-                          threads=fft["threads"] or None, fft_effort=fft["effort"], fft_wisdom_only=wisdom_only)
+                              threads=fft["threads"] or None, fft_effort=fft["effort"], fft_wisdom_only=wisdom_only)
     return Solver(model, scheme=scheme.name, rtol=t["rtol"], atol=t["atol"], dt=t["dt"], cfl=t["cfl"],
                   dt_max=t["dt_max"], max_steps=t["max_steps"])
+
+
+def particle_model(cfg, grid, kernel, geometry, mu0, nu, base_dir) -> ParticleModel:
+    """The particles of ``[particles]``: placed from μ0 (quantiles in 1-D, a weighted lattice or
+    i.i.d. samples) or read from a .npy file of positions (and optionally of weights)."""
+    p = cfg["particles"]
+    init = p["init"]
+    if init == "auto":
+        init = "quantiles" if grid.d == 1 else "lattice"
+    weights = None
+    if init == "quantiles":
+        positions = quantiles(grid, mu0, p["n"])
+    elif init == "lattice":
+        positions, weights = lattice(grid, mu0, p["n"])
+    elif init == "sample":
+        positions = sample(grid, mu0, p["n"], p["seed"])
+    elif init.endswith(".npy"):
+        positions = load_array("particles.init", init, base_dir)
+    else:
+        raise ConfigError(f"particles.init={init!r}: expected one of auto, {', '.join(INITIALISATIONS)} or a .npy path")
+    if p["weights"] is not None:
+        weights = load_array("particles.weights", p["weights"], base_dir)
+    if weights is None and init in ("quantiles", "sample"):  # μ0's mass, shared equally
+        weights = np.full(len(positions), float(np.mean(mu0)) / len(positions))
+    return ParticleModel(grid, positions, weights, nu, kernel=kernel, geometry=geometry, evaluator=p["evaluator"],
+                         modes=p["modes"], tol=p["tol"], normalize=cfg["initial"]["normalize"],
+                         threads=cfg["fft"]["threads"] or 1)
+
+
+def load_array(key, path, base_dir) -> np.ndarray:
+    """A .npy file (relative to ``base_dir``) as an array; one-line errors name the key."""
+    full = pathlib.Path(path) if pathlib.Path(path).is_absolute() else pathlib.Path(base_dir) / path
+    try:
+        return np.load(full, allow_pickle=False)
+    except FileNotFoundError:
+        raise ConfigError(f"{key}={path!r}: no such file") from None
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{key}={path!r}: cannot be read ({err})") from None
 
 
 def restore_plans(cfg, path, restart: bool) -> bool:
@@ -279,10 +331,14 @@ def main(argv=None) -> int:
         return 0
     model = solver.model
     print(f"sobolev_flow {__version__}: d={model.grid.d}, shape={model.grid.shape}, kernel {model.kernel}, "
-          f"{model.geometry}, scheme={solver.scheme.name}, fft={model.transform.backend} x{model.transform.threads}"
+          f"{model.geometry}, scheme={solver.scheme.name}, fft={model.fft['fft_backend']} x{model.fft['threads']}"
           + ("" if solver.layout.size == 1 else f", processes {solver.layout.describe()}"))
     print(f"t_end={solver.t:g}: steps {solver.steps} (rejected {solver.rejected}), rhs evaluations "
           f"{summary['rhs_evaluations']}, wall time {summary['wall_time']:.2f} s, final E {summary['energy']:.4e}")
+    if "positivity_lost_at" in summary:
+        print(f"warning: mu went negative at t={summary['positivity_lost_at']:.6g} (lowest min mu "
+              f"{summary['worst_min_mu']:.3g}): the grid cannot follow this solution; the particle method "
+              '(model.method = "particles") keeps positivity')
     line = energy_rate_line(path)
     if line:
         print(line)
@@ -355,6 +411,7 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
     evaluations0 = solver.model.evaluations
     try:
         drive(solver, t_end, trackers)
+        writer.record_summary(solver.model.summary())
     except Interrupted:
         checkpointer.save(solver)
         progress.finish(solver)
@@ -362,7 +419,7 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
     finally:
         writer.close()
     return {"wall_time": time.perf_counter() - start, "rhs_evaluations": solver.model.evaluations - evaluations0,
-            "energy": solver.energy}
+            "energy": solver.energy, **solver.model.summary()}
 
 
 def on_root(layout, action, elsewhere):

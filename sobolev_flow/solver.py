@@ -205,7 +205,9 @@ class Solver:
         self.rejected = 0
         self.last_dt = 0.0
         linear = model.linear
-        self._lmax = 0.0 if linear is None else self.layout.max(float(np.max(-linear, initial=0.0)))
+        # the fastest linear rate: of L, or the model's bound for the linearisation of an explicit model
+        self._lmax = (float(getattr(model, "stiffness", 0.0)) if linear is None
+                      else self.layout.max(float(np.max(-linear, initial=0.0))))
         self._evaluate()
         self.energy0 = self.energy
         self.dissipated = 0.0

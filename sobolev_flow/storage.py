@@ -275,6 +275,11 @@ class RunWriter:
         ckpt["current"][()] = 2 if slot == "b" else 1
         self.file.flush()
 
+    def record_summary(self, summary: dict):
+        """The model's end-of-run report as the root attribute ``summary`` (JSON)."""
+        self.file.attrs["summary"] = json.dumps(summary)
+        self.file.flush()
+
     def close(self):
         if self.file.id.valid:
             self.file.close()
@@ -294,6 +299,9 @@ class NullWriter:
         pass
 
     def write_checkpoint(self, state):
+        pass
+
+    def record_summary(self, summary):
         pass
 
     def close(self):
@@ -458,7 +466,7 @@ def open_run(path) -> RunData:
         norms = f["diagnostics"].get("sobolev_norms")
         orders = norms.attrs["orders"][...] if norms is not None else np.zeros(0)
         attrs = {k: v for k, v in f.attrs.items() if k != "config"}
-        for key in ("versions", "model", "theory"):
+        for key in ("versions", "model", "theory", "summary"):
             if key in attrs:
                 attrs[key] = json.loads(attrs[key])
         config = json.loads(f.attrs["config"])

@@ -9,7 +9,9 @@ does step control and scheduling and nothing else; it asks the model for:
 ``initial_state()``
     the state at t = 0 (this process's block in a distributed run);
 ``linear``
-    the diagonal real symbol L (an array like the state, ≤ 0), or None for a purely explicit model;
+    the diagonal real symbol L (an array like the state, ≤ 0), or None for a purely explicit model,
+    which may then give ``stiffness``, a bound of the spectral radius of its linearisation (the
+    solver keeps explicit steps inside the scheme's stability interval with it);
 ``explicit(u, out, monitor=False)``
     out ← N(u); with ``monitor=True`` it returns a :class:`Monitor`;
 ``evaluations``

@@ -215,7 +215,8 @@ class SpectralModel:
         else:  # ν − ν̄ sampled on the padded grid (spectral interpolation)
             self._offset = self.transform.interpolate(nu_hat) - self.stabilisation
         self.evaluations = 0
-        self._warned: set = set()
+        # the first time min μ < 0 (nan: never) and the lowest min μ seen, kept across restarts
+        self.positivity = np.array([math.nan, math.inf])
 
     def _check_masses(self, mu0, nu, normalize):
         target = 1.0 if nu is None else float(nu.mean())
@@ -345,13 +346,23 @@ class SpectralModel:
         return bound
 
     def check(self, monitor: Monitor, t: float):
-        """Raise on a non-finite state; warn once when μ undershoots below 0."""
+        """Raise on a non-finite state; record (and warn once) when μ undershoots below 0."""
         if not np.isfinite(monitor.min_mu):
             raise FloatingPointError(f"the solution became non-finite at t={t:.6g}; reduce dt or rtol")
-        if monitor.min_mu < 0 and "negative" not in self._warned:
-            self._warned.add("negative")
-            log.warning("min mu = %.3g < 0 at t=%.6g: the density undershoots, the grid is too coarse for this "
-                        "solution", monitor.min_mu, t)
+        if monitor.min_mu < 0:
+            if math.isnan(self.positivity[0]):
+                self.positivity[0] = t
+                log.warning("min mu = %.3g < 0 at t=%.6g: the density undershoots, the grid cannot follow this "
+                            "solution; the particle method (model.method = \"particles\") keeps positivity",
+                            monitor.min_mu, t)
+            self.positivity[1] = min(self.positivity[1], monitor.min_mu)
+
+    def summary(self) -> dict:
+        """What the run's end should report: a loss of positivity (the first time min μ < 0 and the
+        lowest min μ), or nothing."""
+        if math.isnan(self.positivity[0]):
+            return {}
+        return {"positivity_lost_at": float(self.positivity[0]), "worst_min_mu": float(self.positivity[1])}
 
     # ------------------------------------------------------------ declared outputs
     @property
@@ -402,19 +413,21 @@ class SpectralModel:
         return self.grid.to_physical(mu_hat, overwrite=True)
 
     def checkpoint(self, rho_hat) -> dict:
-        """{"rho_hat": the global spectral state}."""
-        return {"rho_hat": self.layout.gather(rho_hat).copy()}
+        """{"rho_hat": the global spectral state, "positivity": (first t with min μ < 0, lowest min μ)}."""
+        return {"rho_hat": self.layout.gather(rho_hat).copy(), "positivity": self.positivity.copy()}
 
     @property
     def checkpoint_layout(self) -> dict:
         """{name: (shape, dtype)} of the arrays of :meth:`checkpoint`."""
-        return {"rho_hat": (self.grid.spectral_shape, "complex128")}
+        return {"rho_hat": (self.grid.spectral_shape, "complex128"), "positivity": ((2,), "float64")}
 
     def restore(self, arrays: dict) -> np.ndarray:
         """The (local) state a :meth:`checkpoint` describes."""
         rho_hat = np.asarray(arrays["rho_hat"])
         if rho_hat.shape != self.grid.spectral_shape:
             raise ValueError(f"checkpoint state has shape {rho_hat.shape}, expected {self.grid.spectral_shape}")
+        if "positivity" in arrays:  # files written before it was checkpointed have none
+            self.positivity[...] = arrays["positivity"]
         return self.layout.local(rho_hat)
 
     def describe(self) -> dict:
