@@ -1,7 +1,7 @@
 """Decay laws the theory predicts for the flows, as pure functions of the model's parameters.
 
 Theory (ν ≡ 1; ρ = μ − ν; linearised, mode k of ρ decays like exp(−|k|^{2−2s} t))
--------------------------------------------------------------------------------
+---------------------------------------------------------------------------------
 * s = 1: every mode decays at rate 1, so E and every ‖ρ‖²_{Ḣ^q} decay like e^{−2t}.
 * s > 1, power-law data |ρ_k(0)|² ∝ |k|^{−p} in d dimensions: summing the modes in shells,
 
@@ -17,7 +17,7 @@ Theory (ν ≡ 1; ρ = μ − ν; linearised, mode k of ρ decays like exp(−|k
   Power-law data lie in H^r for every r < (p − d)/2, which recovers the exponents above.
 
 Wasserstein–Fisher–Rao (reaction α ≥ 0) with a kernel of Fourier weights K̂
--------------------------------------------------------------------------
+---------------------------------------------------------------------------
 Linearised about a uniform target of density M, mode k decays at M(|k|² + α)K̂_k; for a kernel
 that behaves like |k|^{−2s} at large |k| (the Sobolev kernel, or the ReLU kernel with s = 2 on its
 even modes) the high modes set the late decay exactly as above, so the power laws are those of
