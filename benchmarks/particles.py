@@ -43,22 +43,11 @@ import time
 
 import numpy as np
 
+from rhs_vs_fft import cpu_model  # this script's folder is first on sys.path
 from sobolev_flow.evaluators import DirectEvaluator, NufftEvaluator, SortedEvaluator
 from sobolev_flow.kernels import SobolevKernel
 
 TARGET_MS = 150.0
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo, or the platform's best guess."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def header() -> str:

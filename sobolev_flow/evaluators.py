@@ -427,6 +427,15 @@ class _Evaluator:
             return np.ascontiguousarray(x), w
         return _wrap(x, low), w
 
+    def _minus_target(self, y, psi, grad, need_psi):
+        """Subtract the target's part K ⋆ ν (and its gradient) at the wrapped positions ``y``."""
+        if not self._target.trivial:
+            tpsi, tgrad = self._target.potential(y, need_psi)
+            grad -= tgrad
+            if need_psi:
+                psi -= tpsi
+        return psi, grad
+
     def __repr__(self):
         return (f"{type(self).__name__}({_kernel_label(self.kernel)}, d={self.d}, modes={self.modes}, "
                 f"exact={self.exact})")
@@ -801,12 +810,7 @@ class DirectEvaluator(_Evaluator):
             grad[sl, 0] = dg @ w
             if need_psi:
                 psi[sl] = g @ w
-        if not self._target.trivial:
-            tpsi, tgrad = self._target.potential(y, need_psi)
-            grad -= tgrad
-            if need_psi:
-                psi -= tpsi
-        return psi, grad
+        return self._minus_target(y, psi, grad, need_psi)
 
     # ------------------------------------------------------------------ interface
     def potential(self, x, w, need_psi=False):
@@ -991,12 +995,7 @@ class SortedEvaluator(_Evaluator):
                      + pi * pi / 3.0 * W)
             psi = np.empty(N)
             psi[order] = psi_s
-        if not self._target.trivial:
-            tpsi, tgrad = self._target.potential(y, need_psi)
-            grad -= tgrad
-            if need_psi:
-                psi -= tpsi
-        return psi, grad
+        return self._minus_target(y, psi, grad, need_psi)
 
     def _sort(self, y):
         """The sorting permutation of ``y`` and the sorted values.

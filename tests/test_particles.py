@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sobolev_flow import Solver, Torus, open_run, solve
-from sobolev_flow.kernels import GaussianKernel, SobolevKernel
+from sobolev_flow.kernels import GaussianKernel
 from sobolev_flow.models.particles import ParticleModel, quantiles
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
