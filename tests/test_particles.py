@@ -39,6 +39,10 @@ def test_sorted_evaluator_follows_the_exact_s1_solution():
     assert np.max(np.abs(solver.u[:, 0] - exact)) < 1e-10
     centers = np.array([r["center"][0] for r in records])
     assert np.max(np.abs(centers - x0.mean())) < 1e-12
+    # the velocity is x_i^∞ − x_i: its mass-weighted RMS and maximum
+    displacement = np.abs(solver.u[:, 0] - x_inf)
+    assert records[-1]["rms_speed"] == pytest.approx(np.sqrt(np.mean(displacement**2)), rel=1e-9)
+    assert records[-1]["max_speed"] == pytest.approx(displacement.max(), rel=1e-9)
 
 
 @pytest.mark.parametrize("evaluator", ["direct", "nufft"])

@@ -78,12 +78,14 @@ class Series:
 
 @dataclass
 class Monitor:
-    """By-products of an evaluation of N at a state, used for step bounds and checks:
-    min μ, max |∇ψ| and max |ψ| on the padded grid."""
+    """By-products of an evaluation of N at a state, used for step bounds, checks and diagnostics:
+    min μ, max |∇ψ| and max |ψ| (on the padded grid, or at the particles, whose model also gives
+    the mass-weighted RMS speed)."""
 
     min_mu: float
     max_speed: float
     max_psi: float = 0.0
+    rms_speed: float = 0.0
 
 
 #: The series the solver itself records for every model (a gradient flow).

@@ -154,9 +154,11 @@ class ParticleModel:
             out[:, self.d] *= -self.alpha
         if not monitor:
             return None
-        speed = np.sqrt(np.einsum("ij,ij->i", grad, grad))
-        return Monitor(min_mu=float(w.min(initial=math.inf)), max_speed=float(speed.max(initial=0.0)),
-                       max_psi=float(np.abs(psi).max(initial=0.0)))
+        speed2 = np.einsum("ij,ij->i", grad, grad)
+        mass = float(w.sum())
+        return Monitor(min_mu=float(w.min(initial=math.inf)), max_speed=math.sqrt(float(speed2.max(initial=0.0))),
+                       max_psi=float(np.abs(psi).max(initial=0.0)),
+                       rms_speed=math.sqrt(float(w @ speed2) / mass) if mass > 0 else 0.0)
 
     # ------------------------------------------------------------ norms and bounds
     def norm(self, u) -> float:
@@ -208,11 +210,10 @@ class ParticleModel:
     def diagnose(self, u, monitor: Monitor) -> dict:
         w = self.weights(u)
         mass = float(w.sum())
-        grad = self.evaluator.potential(u[:, :self.d], w)[1]
         out = {
             "mass": mass,
             "max_speed": monitor.max_speed,
-            "rms_speed": math.sqrt(float(np.einsum("i,ij,ij->", w, grad, grad)) / mass) if mass > 0 else 0.0,
+            "rms_speed": monitor.rms_speed,
             "center": (w @ u[:, :self.d]) / mass if mass > 0 else np.zeros(self.d),
         }
         if self.alpha:
