@@ -54,6 +54,10 @@ class SpectralSums:
         self._nonzero = local(nonzero)
         self._resolved = local(grid.resolved & nonzero)
         self._top = local(grid.resolved & nonzero & top)
+        if weights is not None:  # the tail counts only the modes the kernel sees (K̂_k > 0)
+            seen = np.asarray(weights) > 0
+            self._resolved = self._resolved & seen
+            self._top = self._top & seen
 
     def bilinear(self, a: np.ndarray, f: np.ndarray, g: np.ndarray) -> float:
         """Re Σ_{k∈Z^d} a_k conj(f_k) g_k for a = w·(the coefficient) as stored here.
@@ -94,7 +98,10 @@ class SpectralSums:
 
     def tail_fraction(self, f_hat) -> float:
         """Share of Σ_{k≠0} |f_k|² (resolved modes) in the top third of resolved wavenumbers:
-        max_j |k_j| / K_j > 2/3, K_j the largest resolved |k_j|. Not small: under-resolved."""
+        max_j |k_j| / K_j > 2/3, K_j the largest resolved |k_j|. Not small: under-resolved.
+
+        With kernel weights, only the modes the kernel sees (K̂_k > 0) count: the modes of its null
+        space (the odd |k| ≥ 3 of the ReLU kernel) do not move and say nothing of resolution."""
         total = self.bilinear(np.multiply(self._w, self._resolved, out=self._scratch), f_hat, f_hat)
         if total == 0.0:
             return 0.0

@@ -191,3 +191,17 @@ def test_explicit_schemes_run_a_model_without_a_linear_part():
     with pytest.raises(ValueError, match=r"^scheme='etdrk4': exponential schemes need a model with a linear part; "
                                          r"valid: rk4$"):
         Solver(Explicit(), scheme="etdrk4")
+
+
+def test_tail_fraction_counts_only_the_modes_the_kernel_sees():
+    """An odd mode |k| ≥ 3 is in the ReLU kernel's null space: it does not enter the tail."""
+    from sobolev_flow.diagnostics import SpectralSums
+
+    grid = Torus((32,))
+    rho_hat = np.zeros(grid.spectral_shape, complex)
+    rho_hat[13] = 1.0  # odd, in the top third (13 > 2/3 · 15)
+    rho_hat[2] = 0.1
+    relu = SpectralSums(grid, ReluKernel().weights(grid))
+    sobolev = SpectralSums(grid, SobolevKernel(2.0).weights(grid))
+    assert relu.tail_fraction(rho_hat) == 0.0
+    assert sobolev.tail_fraction(rho_hat) == pytest.approx(1 / 1.01)
