@@ -1,8 +1,10 @@
 """Convergence rates: theory exponents, fits with confidence intervals, local slopes.
 
-``python -m sobolev_flow.rates RUN.h5`` prints, for the energy and every recorded Sobolev norm,
-the fitted decay exponent with its 95 % confidence interval, the fitting window, the predicted
-exponent and the relative deviation.
+``python -m sobolev_flow.rates RUN.h5`` prints a one-line description of the run, then, for the
+energy and every recorded Sobolev norm, the fitted decay exponent with its 95 % confidence
+interval, the fitting window, the predicted exponent and the relative deviation (marked
+"(outside CI)" when the prediction lies outside the interval), and under the table the rule
+that chose the windows and what the interval measures.
 
 The predicted exponents are those the run file records (attribute ``theory``, written by
 the model; the formulas are in :mod:`sobolev_flow.theory`).
@@ -15,6 +17,17 @@ windows of eligible points spanning one decade of t (one unit of t for exponenti
 one whose local slopes d log y / d log t have the smallest standard deviation is chosen (ties
 go to the later window). This leaves out the initial transient, where the slope still drifts,
 and the late regime, where resolution or round-off bend the curve.
+
+Intervals
+---------
+The exponent's standard error is computed from the residuals r_i of the least-squares line,
+SE = √(Σ r_i² / (n − 2) / Σ (x_i − x̄)²) with x = log t (or t), and never taken below the rounding
+level of the logarithms (``ROUNDING`` · max(1, max |log y|) per point), so an exact law gets the
+resolution of double precision rather than 0. The interval is ± the Student-t quantile with
+n − 2 degrees of freedom times SE: it measures the scatter about the fitted line, not the bias of
+a finite window (the local slopes still drifting), which is why a prediction can lie outside it.
+Tables print SE-based half-widths to two significant digits and the exponent to the same decimal
+place.
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,12 +45,15 @@ from .theory import energy_bound_exponent, energy_exponent, norm_bound_exponent,
 
 __all__ = ["energy_exponent", "norm_exponent", "energy_bound_exponent", "norm_bound_exponent", "Fit",
            "fit_power_law", "fit_exponential", "local_slopes", "auto_window", "predicted_exponents", "rate_table",
-           "TAIL_LIMIT"]
+           "format_table", "format_estimate", "format_deviation", "window_rule", "describe", "series", "TAIL_LIMIT",
+           "T_MIN", "ROUNDING"]
 
 #: Largest share of ‖ρ‖²_{L²} in the top third of resolved modes for a point to be fitted.
 TAIL_LIMIT = 1e-2
 #: Earliest time fitted by power laws (the law holds for t ≫ 1).
 T_MIN = 1.0
+#: Relative rounding of a logarithm: the floor of the residual scatter in a fit's standard error.
+ROUNDING = 4 * np.finfo(float).eps
 
 
 # ============================================================================ fits
@@ -44,8 +61,9 @@ T_MIN = 1.0
 class Fit:
     """A fitted decay law y ≈ C t^{−exponent} (power) or y ≈ C e^{−exponent·t} (exponential).
 
-    ``ci`` is the two-sided confidence interval of the exponent at level ``confidence`` from
-    the least-squares standard error and Student's t with n − 2 degrees of freedom.
+    ``stderr`` is the exponent's standard error from the residuals of the fit (at least their
+    rounding level; see the module docstring), ``ci`` the two-sided confidence interval at
+    level ``confidence``: ± Student's t quantile with n − 2 degrees of freedom times ``stderr``.
     """
 
     kind: str
@@ -61,12 +79,22 @@ class Fit:
 def _linear_fit(x, y, kind, t, confidence) -> Fit:
     if len(x) < 3:
         raise ValueError(f"window={_window_text(t)}: {len(x)} points; a fit needs at least 3")
-    result = scipy.stats.linregress(x, y)
-    quantile = scipy.stats.t.ppf(0.5 + confidence / 2, len(x) - 2)
-    exponent = -result.slope
-    half = quantile * result.stderr
-    return Fit(kind=kind, exponent=float(exponent), stderr=float(result.stderr), ci=(exponent - half, exponent + half),
-               window=(float(t[0]), float(t[-1])), n=len(x), prefactor=float(np.exp(result.intercept)),
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    dx = x - x.mean()
+    sxx = float(dx @ dx)
+    if not sxx > 0:
+        raise ValueError(f"window={_window_text(t)}: every point at the same time; a fit needs distinct times")
+    slope = float(dx @ (y - y.mean())) / sxx
+    intercept = float(y.mean() - slope * x.mean())
+    residuals = y - y.mean() - slope * dx
+    scatter = float(residuals @ residuals) / (len(x) - 2)
+    rounding = (ROUNDING * max(1.0, float(np.max(np.abs(y))))) ** 2
+    stderr = math.sqrt(max(scatter, rounding) / sxx)
+    quantile = float(scipy.stats.t.ppf(0.5 + confidence / 2, len(x) - 2))
+    exponent = -slope
+    half = quantile * stderr
+    return Fit(kind=kind, exponent=float(exponent), stderr=float(stderr), ci=(exponent - half, exponent + half),
+               window=(float(t[0]), float(t[-1])), n=len(x), prefactor=float(np.exp(intercept)),
                confidence=confidence)
 
 
@@ -183,7 +211,13 @@ def series(run) -> dict:
 
 
 def rate_table(run, confidence=0.95) -> list[dict]:
-    """One row per quantity: fit (automatic window), prediction and relative deviation."""
+    """One row per quantity: fit (automatic window), prediction and relative deviation.
+
+    Each row is a dict with ``quantity``, ``kind`` ("power" or "exponential"), ``fit`` (a
+    :class:`Fit`, or None with the reason in ``note``), ``predicted`` (the exponent, or None),
+    ``deviation`` ((fitted − predicted)/predicted) and ``outside`` (whether the prediction lies
+    outside the fit's confidence interval).
+    """
     predicted = predicted_exponents(run)
     exponential = bool(predicted) and all(kind == "exponential" for kind, _ in predicted.values())
     t = run.diagnostics["t"]
@@ -198,13 +232,71 @@ def rate_table(run, confidence=0.95) -> list[dict]:
             rows.append({"quantity": name, "kind": kind, "fit": None, "predicted": expected, "note": str(err)})
             continue
         deviation = None if expected is None else (fit.exponent - expected) / expected
-        rows.append({"quantity": name, "kind": kind, "fit": fit, "predicted": expected, "deviation": deviation})
+        outside = expected is not None and not fit.ci[0] <= expected <= fit.ci[1]
+        rows.append({"quantity": name, "kind": kind, "fit": fit, "predicted": expected, "deviation": deviation,
+                     "outside": outside})
     return rows
 
 
-def format_table(rows) -> str:
-    """A markdown table of :func:`rate_table` rows."""
-    lines = ["| quantity | law | fitted exponent ± CI | window | predicted | deviation |",
+def format_estimate(value, half) -> str:
+    """``value ± half`` with ``half`` to two significant digits and ``value`` to the same
+    decimal place (at most 15 decimals).
+
+    Examples
+    --------
+    >>> format_estimate(3.51478, 0.00113)
+    '3.5148 ± 0.0011'
+    >>> format_estimate(2.0000000031, 3.2e-08)
+    '2.000000003 ± 3.2e-08'
+    >>> format_estimate(1.5, 0.1)
+    '1.50 ± 0.10'
+    >>> format_estimate(6.8e-10, 2.3e-10)
+    '6.8e-10 ± 2.3e-10'
+    """
+    if not (math.isfinite(half) and half > 0):
+        return f"{value:.4f} ± {half:g}"
+    half = float(f"{half:.1e}")  # two significant digits (the rounding may carry into a new decade)
+    place = math.floor(math.log10(half))
+    decimals = min(max(0, 1 - place), 15)
+    if place >= -4:
+        return f"{value:.{decimals}f} ± {half:.{decimals}f}"
+    if abs(value) >= 1e-3:
+        return f"{value:.{decimals}f} ± {half:.1e}"
+    # a tiny exponent (a norm that does not decay): both in scientific notation, to the same place
+    digits = max(0, math.floor(math.log10(abs(value))) - place + 2) if value else 0
+    return f"{value:.{max(digits - 1, 0)}e} ± {half:.1e}"
+
+
+def format_deviation(deviation) -> str:
+    """A relative deviation in per cent, to two significant digits ("+0.42 %", "+14 %")."""
+    percent = 100 * deviation
+    if percent == 0:
+        return "0 %"
+    if abs(percent) >= 10:
+        return f"{percent:+.0f} %"
+    if abs(percent) < 1e-3:
+        return f"{percent:+.1e} %"
+    return f"{percent:+#.2g}".rstrip(".") + " %"
+
+
+def window_rule(confidence=0.95) -> list[str]:
+    """The lines :func:`format_table` prints under a table: how the windows were chosen and what
+    the intervals and the "(outside CI)" mark mean."""
+    level = f"{100 * confidence:g} %"
+    window = (f"Window: within the longest run of points with y > 0, tail_fraction ≤ {TAIL_LIMIT:g} and (power laws) "
+              f"t ≥ {T_MIN:g}, the one-decade window of t (exponential laws: one unit of t) whose local slopes vary "
+              "least; the whole run if it spans less.")
+    interval = (f"CI: ± the {level} Student-t quantile (n − 2 degrees of freedom) × the standard error from the "
+                "fit's residuals; it measures the scatter about the fitted line, not the bias of a finite window.")
+    return textwrap.wrap(window, 100) + textwrap.wrap(interval, 100) + [
+        "(outside CI): the prediction lies outside the interval."]
+
+
+def format_table(rows, notes=True) -> str:
+    """A markdown table of :func:`rate_table` rows, with the rule of :func:`window_rule` under it
+    (after a blank line) unless ``notes`` is false."""
+    confidence = next((row["fit"].confidence for row in rows if row["fit"] is not None), 0.95)
+    lines = [f"| quantity | law | fitted exponent ± {100 * confidence:g} % CI | window | predicted | deviation |",
              "|---|---|---|---|---|---|"]
     for row in rows:
         law = "t^-a" if row["kind"] == "power" else "e^-at"
@@ -214,22 +306,119 @@ def format_table(rows) -> str:
             continue
         half = (fit.ci[1] - fit.ci[0]) / 2
         predicted = "—" if row["predicted"] is None else f"{row['predicted']:.4g}"
-        deviation = "—" if row.get("deviation") is None else f"{100 * row['deviation']:+.2f} %"
-        lines.append(f"| {row['quantity']} | {law} | {fit.exponent:.4f} ± {half:.2g} | "
+        deviation = "—" if row.get("deviation") is None else format_deviation(row["deviation"])
+        if row.get("outside"):
+            deviation += " (outside CI)"
+        lines.append(f"| {row['quantity']} | {law} | {format_estimate(fit.exponent, half)} | "
                      f"[{fit.window[0]:.4g}, {fit.window[1]:.4g}] ({fit.n} pts) | {predicted} | {deviation} |")
+    if notes:
+        lines += [""] + window_rule(confidence)
     return "\n".join(lines)
 
 
-def describe(run) -> str:
-    """One line with the grid, the kernel, the geometry and the data of a run."""
-    cfg, model = run.config, run.model
-    if model:
-        kernel = model["kernel"]["description"]
-        geometry = model["geometry"]["name"] + "".join(f", {k}={v:g}" for k, v in model["geometry"]["parameters"].items())
-    else:  # files written before the model was recorded
-        kernel, geometry = f"|k|^(-2s), s={cfg['model']['s']:g}", "wasserstein"
-    return (f"d={cfg['grid']['d']}, n={cfg['grid']['n']}, kernel {kernel}, {geometry}, "
-            f"initial={cfg['initial']['density']}, target={cfg['model']['target']}")
+# ============================================================================ the run in words
+_GREEK = {"kappa": ("κ", r"\kappa"), "sigma": ("σ", r"\sigma"), "alpha": ("α", r"\alpha"),
+          "phase": ("φ", r"\varphi")}
+
+
+def _value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    return str(v)
+
+
+def _density_words(spec, sym) -> str:
+    """A density specification (initial data or target) in words."""
+    if isinstance(spec, str):
+        spec = {"family": "file", "path": spec} if spec.endswith(".npy") else {"family": spec}
+    if not isinstance(spec, dict):
+        return _escape(str(spec), sym)
+    family = spec.get("family", "?")
+    params = {k: v for k, v in spec.items() if k != "family"}
+    if family == "file":
+        return f"density from {_escape(repr(str(params.get('path', '?'))), sym)}"
+    shown = []
+    if family == "kink":
+        shown.append(sym("|ρ_k|² ∝ k^-4", r"|\rho_k|^2 \propto k^{-4}"))
+        head = "kink data"
+    elif family == "powerlaw":
+        p = params.pop("p", None)
+        shown.append(sym(f"|ρ_k|² ∝ |k|^-{_value(p)}", rf"|\rho_k|^2 \propto |k|^{{-{_value(p)}}}"))
+        head = "random power-law data"
+    elif family == "bumps":
+        head = "bumps"
+    elif family == "mode":
+        head = "one Fourier mode"
+    elif family == "uniform":
+        head = "uniform"
+    else:
+        head = _escape(str(family), sym)
+    for key, value in params.items():
+        if key in ("centers", "weights"):
+            continue
+        name = sym(*_GREEK[key]) if key in _GREEK else _escape(key, sym)
+        shown.append(f"{name} = {_escape(_value(value), sym)}")
+    return head + (f" ({', '.join(shown)})" if shown else "")
+
+
+def _escape(text, sym) -> str:
+    """Plain text made safe for matplotlib when ``sym`` writes mathtext (a lone $ would start it)."""
+    return text.replace("$", "\\$") if sym.math else text
+
+
+def describe(run, math=False) -> str:
+    """The run in words: the flow, its kernel and s, the geometry, the torus and grid (or the
+    particles), the initial data and the target.
+
+    With ``math`` the symbols are matplotlib mathtext (for figure titles) and the text runs over
+    two lines; otherwise one line of plain Unicode (for terminals and tables).
+    """
+    def sym(plain, tex):
+        return f"${tex}$" if math else plain
+
+    sym.math = bool(math)
+    cfg, model = run.config, run.model or {}
+    kernel = model.get("kernel") or {"name": "sobolev", "parameters": {"s": cfg["model"]["s"]}}
+    params = kernel.get("parameters", {})
+    geometry = model.get("geometry") or {"name": "wasserstein", "parameters": {}}
+    name = kernel.get("name")
+    energy = "the kernel discrepancy E"
+    if name == "sobolev":
+        s = float(params.get("s", cfg["model"]["s"]))
+        norm = sym("E = ½‖μ − ν‖²_Ḣ^-s", r"E = \frac{1}{2}\|\mu - \nu\|^2_{\dot H^{-s}}")
+        energy = f"{norm}, {sym('s', 's')} = {s:g}"
+        kernel_words = "(Sobolev kernel " + sym("|k|^-2s", "|k|^{-2s}") + ")"
+    elif name == "gaussian":
+        kernel_words = f"(Gaussian kernel, {sym(*_GREEK['sigma'])} = {_value(params.get('sigma'))})"
+    elif name == "relu":
+        kernel_words = "(ReLU arc-cosine kernel on the circle; s = 2 on even modes)"
+    elif name == "file":
+        kernel_words = "(kernel weights from " + _escape(repr(str(params.get("path", "?"))), sym) + ")"
+    else:
+        kernel_words = "(kernel " + _escape(str(kernel.get("description", name)), sym) + ")"
+    key = "" if math else f'model.geometry = "{geometry.get("name")}", '  # the configuration's name, for terminals
+    if geometry.get("name") == "wfr":
+        alpha = float(geometry.get("parameters", {}).get("alpha", 0.0))
+        flow = f"Wasserstein–Fisher–Rao flow ({key}{sym(*_GREEK['alpha'])} = {alpha:g})"
+    else:
+        flow = "Wasserstein flow" + (f" ({key[:-2]})" if key else "")
+    d, n = cfg["grid"]["d"], cfg["grid"]["n"]
+    torus = sym(f"T^{d}", r"\mathbb{T}^" + str(d))
+    if model.get("name") == "particles":
+        count = model.get("particles", cfg["particles"]["n"])
+        where = f"with {count} particles on {torus} (density estimate on a grid with n = {_value(n)} per axis)"
+    else:
+        where = f"on {torus}, n = {_value(n)} grid points per axis"
+    target = cfg["model"]["target"]
+    if target == "uniform":
+        target_words = "uniform " + sym("ν ≡ 1", r"\nu \equiv 1")
+    else:
+        target_words = "non-uniform, " + _density_words(target, sym)
+    first = f"{d}-D {flow} of {energy} {kernel_words}"
+    second = f"{where}; initial data: {_density_words(cfg['initial']['density'], sym)}; target: {target_words}"
+    return f"{first}\n{second}" if math else f"{first}, {second}"
 
 
 def analyse(path, task):
@@ -257,6 +446,7 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{args.run}: {describe(run)}")
+    print()
     print(format_table(rows))
     return 0
 

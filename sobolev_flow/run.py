@@ -53,7 +53,8 @@ def parse(argv):
     parser = argparse.ArgumentParser(prog="python -m sobolev_flow.run",
                                      description="Simulate the Wasserstein (or Wasserstein-Fisher-Rao) gradient flow of a kernel mean "
                                                  "discrepancy, by default ½‖μ − ν‖²_{Ḣ^-s}, on T^d.")
-    parser.add_argument("config", nargs="?", help="TOML configuration (default: the embedded default run)")
+    parser.add_argument("config", nargs="?", help="TOML configuration (default: the embedded default run); it may "
+                                                  "also follow the --set overrides")
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="override configuration keys, e.g. --set model.s=2.5 grid.n=256")
     parser.add_argument("--output", "-o", help="run file (overrides output.path)")
@@ -62,7 +63,20 @@ def parse(argv):
     parser.add_argument("--dry-run", action="store_true", help="validate, print the configuration and memory estimate")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar, warnings only")
     parser.add_argument("--version", action="version", version=f"sobolev_flow {__version__}")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # --set takes every word up to the next option, so a configuration file given after the
+    # overrides lands among them: a word without "=" that names a .toml or an existing file is it
+    words = [word for word in args.overrides
+             if "=" not in word and (word.endswith(".toml") or pathlib.Path(word).is_file())]
+    if words:
+        given = ([args.config] if args.config else []) + words
+        if len(given) > 1:
+            parser.exit(2, f"error: --set {words[-1]!r}: expected KEY=VALUE; {len(given)} configuration files given "
+                           f"({', '.join(repr(g) for g in given)}); give one CONFIG.toml, before or after the --set "
+                           "overrides\n")
+        args.config = words[0]
+        args.overrides = [word for word in args.overrides if word not in words]
+    return args
 
 
 def to_toml(cfg: dict) -> str:
@@ -309,6 +323,11 @@ def main(argv=None) -> int:
     except ValueError as err:  # ConfigError is a ValueError; so are the solver's input checks
         say(f"error: {err}", file=sys.stderr)
         return 2
+    model = solver.model
+    # the header comes first, before any log line of the run (stdout is block-buffered off a terminal)
+    say(f"sobolev_flow {__version__}: d={model.grid.d}, shape={model.grid.shape}, kernel {model.kernel}, "
+        f"{model.geometry}, scheme={solver.scheme.name}, fft={model.fft['fft_backend']} x{model.fft['threads']}"
+        + ("" if solver.layout.size == 1 else f", processes {solver.layout.describe()}"), flush=True)
     flag: dict = {}
     previous = {sig: signal.signal(sig, _handler(flag)) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -329,10 +348,6 @@ def main(argv=None) -> int:
             signal.signal(sig, handler)
     if not root:
         return 0
-    model = solver.model
-    print(f"sobolev_flow {__version__}: d={model.grid.d}, shape={model.grid.shape}, kernel {model.kernel}, "
-          f"{model.geometry}, scheme={solver.scheme.name}, fft={model.fft['fft_backend']} x{model.fft['threads']}"
-          + ("" if solver.layout.size == 1 else f", processes {solver.layout.describe()}"))
     print(f"t_end={solver.t:g}: steps {solver.steps} (rejected {solver.rejected}), rhs evaluations "
           f"{summary['rhs_evaluations']}, wall time {summary['wall_time']:.2f} s, final E {summary['energy']:.4e}")
     if "positivity_lost_at" in summary:
@@ -348,7 +363,7 @@ def main(argv=None) -> int:
 
 def energy_rate_line(path) -> str:
     """One line with the fitted energy decay law and the theory's, or '' if there is none."""
-    from .rates import rate_table
+    from .rates import format_estimate, rate_table
     from .storage import open_run
 
     try:
@@ -361,8 +376,8 @@ def energy_rate_line(path) -> str:
     law = "t^-a" if fit.kind == "power" else "exp(-a t)"
     half = (fit.ci[1] - fit.ci[0]) / 2
     theory = "" if row["predicted"] is None else f" (theory a = {row['predicted']:.4g})"
-    return (f"energy ~ {law}: a = {fit.exponent:.4f} ± {half:.2g} over t in [{fit.window[0]:.3g}, "
-            f"{fit.window[1]:.3g}]{theory}")
+    return (f"energy ~ {law}: a = {format_estimate(fit.exponent, half)} (95 % CI) over t in "
+            f"[{fit.window[0]:.3g}, {fit.window[1]:.3g}]{theory}")
 
 
 def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, interrupt=None) -> dict:
@@ -399,7 +414,9 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
         log.info("restarting %s from t=%.6g (step %d)", path, solver.t, solver.steps)
     checkpointer = CheckpointTracker(writer, seconds=cfg["output"]["checkpoint_seconds"],
                                      steps=cfg["output"]["checkpoint_steps"])
-    progress = ProgressTracker(t_end, bar=bar)
+    outputs = np.union1d(schedule_times(cfg["output"]["snapshots"], t_end),
+                         schedule_times(cfg["output"]["diagnostics"], t_end))
+    progress = ProgressTracker(t_end, bar=bar, schedule=outputs)
     trackers = [
         SnapshotTracker(schedule_times(cfg["output"]["snapshots"], t_end), writer),
         DiagnosticsTracker(schedule_times(cfg["output"]["diagnostics"], t_end), writer),

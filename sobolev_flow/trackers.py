@@ -14,6 +14,7 @@ collective.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import signal
@@ -23,7 +24,7 @@ import numpy as np
 
 
 __all__ = ["Tracker", "SnapshotTracker", "DiagnosticsTracker", "CheckpointTracker", "ProgressTracker",
-           "InterruptTracker", "Interrupted", "drive"]
+           "InterruptTracker", "Interrupted", "drive", "format_duration"]
 
 log = logging.getLogger(__name__)
 
@@ -171,30 +172,99 @@ class InterruptTracker(Tracker):
 
 
 class ProgressTracker(Tracker):
-    """A tqdm bar on a terminal (t / t_end, dt, E), otherwise a log line every ``interval`` s."""
+    """Progress: a tqdm bar on a terminal, otherwise a log line every ``interval`` s.
 
-    def __init__(self, t_end, bar: bool, interval=10.0, clock=time.monotonic):
-        self.t_end, self.use_bar, self.interval, self.clock = t_end, bar, interval, clock
+    Both show t/t_end, the last step size dt, E, the share of the work done and the time left.
+    Work is counted in steps, not in t: adaptive steps grow as the flow slows down, and a
+    geometric output schedule makes the solver land on times spaced evenly in log t, so t/t_end
+    says little about what is left (a run to t_end = 1e5 reaches t = 1e3 a few per cent of the
+    way). :meth:`estimate` extrapolates the recent step sizes as dt ≈ c t^β (β fitted over the last
+    ``HISTORY`` steps, between 0 for steps of constant size and 1 for steps that grow like t),
+    integrates dt/dt(t) from t to t_end for the steps left, and multiplies by the recent wall time
+    per step. ``schedule`` (the output times the run lands on, optional) adds what it says: on a
+    geometric schedule (spacing growing with t) the work is counted in log t (β = 1: the steps
+    left are log(t_end/t) over the recent dt/t), and the landings still due bound the steps left
+    from below.
+    """
+
+    #: Accepted steps the estimate is fitted to.
+    HISTORY = 64
+
+    def __init__(self, t_end, bar: bool, interval=10.0, clock=time.monotonic, schedule=None):
+        self.t_end, self.use_bar, self.interval, self.clock = float(t_end), bar, interval, clock
+        self.schedule = None if schedule is None else np.unique(np.asarray(schedule, dtype=float))
+        self.geometric = False
+        if self.schedule is not None:
+            positive = self.schedule[self.schedule > 0]
+            gaps = np.diff(positive)
+            self.geometric = len(gaps) >= 2 and gaps[0] > 0 and gaps[-1] / gaps[0] > 10
         self.bar = None
 
     def start(self, solver):
         self.last = self.clock()
+        self.history = collections.deque([(solver.t, 0.0, self.last)], maxlen=self.HISTORY + 1)
         if self.use_bar:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.t_end, initial=solver.t, unit="t", dynamic_ncols=True,
-                            bar_format="{l_bar}{bar}| t={n:.4g}/{total:.4g} [{elapsed}<{remaining}{postfix}]")
+            self.bar = tqdm(total=1.0, unit="", dynamic_ncols=True,
+                            bar_format="{l_bar}{bar}| {elapsed} elapsed{postfix}")
+            self.bar.set_postfix_str(self._status(solver), refresh=True)
 
     def after_step(self, solver):
+        now = self.clock()
+        self.history.append((solver.t, solver.last_dt, now))
         if self.bar is not None:
-            self.bar.n = solver.t
-            if self.clock() - self.last >= 0.2:
-                self.last = self.clock()
-                self.bar.set_postfix_str(f"dt={solver.last_dt:.3g}, E={self._energy(solver):.3e}", refresh=True)
-        elif self.clock() - self.last >= self.interval:
-            self.last = self.clock()
-            log.info("t=%.6g/%.6g step %d dt=%.3g E=%.4e", solver.t, self.t_end, solver.steps, solver.last_dt,
-                     self._energy(solver))
+            if now - self.last >= 0.2:
+                self.last = now
+                fraction, _ = self.estimate(solver)
+                self.bar.n = fraction if fraction is not None else 0.0
+                self.bar.set_postfix_str(self._status(solver), refresh=True)
+        elif now - self.last >= self.interval:
+            self.last = now
+            fraction, left = self.estimate(solver)
+            done = "?" if fraction is None else f"{100 * fraction:.0f} %"
+            log.info("t=%.6g/%.6g step %d dt=%.3g E=%.4e; %s of the steps done, about %s left", solver.t, self.t_end,
+                     solver.steps, solver.last_dt, self._energy(solver), done, format_duration(left))
+
+    def remaining_steps(self, t: float) -> float | None:
+        """Steps still needed from ``t`` to t_end, from the step sizes of the recent history
+        (and the landings still due on ``schedule``); None before there are three steps."""
+        if not t < self.t_end * (1 - TIME_TOLERANCE):
+            return 0.0
+        points = [(ti, h) for ti, h, _ in list(self.history)[1:] if ti > 0 and h > 0]
+        if len(points) < 3:
+            return None
+        ts, hs = np.log([p[0] for p in points]), np.log([p[1] for p in points])
+        beta = 0.0
+        if self.geometric:
+            beta = 1.0
+        elif np.ptp(ts) > 0.05:  # enough spread in log t to tell how dt grows
+            beta = float(np.clip(np.polyfit(ts, hs, 1)[0], 0.0, 1.0))
+        c = float(np.exp(np.mean(hs - beta * ts)))
+        if beta == 1.0:
+            steps = math.log(self.t_end / t) / c
+        else:
+            steps = (self.t_end ** (1 - beta) - t ** (1 - beta)) / ((1 - beta) * c)
+        if self.schedule is not None:
+            due = np.count_nonzero(self.schedule > t + TIME_TOLERANCE * max(1.0, abs(t)))
+            steps = max(steps, float(due))
+        return max(steps, 1.0)
+
+    def estimate(self, solver) -> tuple:
+        """(share of the steps done, seconds left), each None while unknown (fewer than three
+        steps since the start)."""
+        remaining = self.remaining_steps(solver.t)
+        if remaining is None:
+            return None, None
+        (_, _, wall0), (_, _, wall1) = self.history[0], self.history[-1]
+        per_step = (wall1 - wall0) / max(1, len(self.history) - 1)
+        done = max(solver.steps, 1)
+        return done / (done + remaining), remaining * per_step
+
+    def _status(self, solver):
+        fraction, left = self.estimate(solver)
+        return (f"t={solver.t:.4g}/{self.t_end:.4g}, about {format_duration(left)} left, dt={solver.last_dt:.3g}, "
+                f"E={self._energy(solver):.3e}")
 
     @staticmethod
     def _energy(solver):
@@ -202,8 +272,23 @@ class ProgressTracker(Tracker):
 
     def finish(self, solver):
         if self.bar is not None:
-            self.bar.n = solver.t
+            self.bar.n = 1.0 if reached(self.t_end, solver.t) else self.bar.n
+            self.bar.set_postfix_str(self._status(solver), refresh=False)
             self.bar.close()
+
+
+def format_duration(seconds) -> str:
+    """``"?"`` (unknown), ``"<1 s"``, ``"42 s"``, ``"3 min 05 s"`` or ``"2 h 03 min"``."""
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    if seconds < 1:
+        return "<1 s"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def drive(solver, t_end: float, trackers):

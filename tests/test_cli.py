@@ -393,3 +393,164 @@ def test_restart_skips_a_time_reached_up_to_another_schedules_rounding():
     tracker = SnapshotTracker(snapshots, writer=None)
     tracker.start(SimpleNamespace(t=landed, steps=10))
     assert tracker.next_time() > 3.2
+
+
+# ---------------------------------------------------------------------------- first contact
+def test_set_accepts_the_configuration_file_after_the_overrides(tmp_path):
+    config = str(ROOT / "runs" / "s2_polynomial.toml")
+    after = cli("--dry-run", "--set", "grid.n=64", "time.t_end=10.0", config, cwd=tmp_path, check=0)
+    before = cli(config, "--dry-run", "--set", "grid.n=64", "time.t_end=10.0", cwd=tmp_path, check=0)
+    assert after.stdout == before.stdout
+    assert "n = 64" in after.stdout and "t_end = 10.0" in after.stdout and '"kink"' in after.stdout
+    two = cli(config, "--set", "grid.n=64", "other.toml", cwd=tmp_path, check=2)
+    assert two.stderr == (f"error: --set 'other.toml': expected KEY=VALUE; 2 configuration files given ({config!r}, "
+                          "'other.toml'); give one CONFIG.toml, before or after the --set overrides\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_header_comes_before_every_log_line_off_a_terminal(tmp_path):
+    """Off a terminal stdout is block-buffered and the log goes to stderr unbuffered: the header
+    is printed (and flushed) before the run, so it precedes the run's log lines in one stream."""
+    cli(*SMALL, "time.t_end=2.0", "--output", "run.h5", "--quiet", cwd=tmp_path, check=0)
+    merged = subprocess.run([sys.executable, "-m", "sobolev_flow.run", "--output", "run.h5", "--restart", "--set",
+                             "time.t_end=4.0"], cwd=tmp_path, env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert merged.returncode == 0, merged.stdout
+    lines = merged.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("sobolev_flow "))
+    restart = next(i for i, line in enumerate(lines) if "restarting" in line)
+    assert header == 0 < restart
+    assert lines[-1] == "run file: run.h5"
+
+
+class _FakeSolver:
+    """The state a ProgressTracker reads: t, steps, last_dt, energy."""
+
+    def __init__(self):
+        self.t, self.steps, self.last_dt, self.energy = 0.0, 0, 0.0, 1.0
+
+    def step_to(self, t):
+        self.last_dt, self.t, self.steps = t - self.t, t, self.steps + 1
+
+
+def _progress(times, t_end, stop, schedule=None):
+    """Step a fake solver through ``times`` (1 s of wall clock per step) up to step ``stop``;
+    returns the tracker's estimate there."""
+    from sobolev_flow.trackers import ProgressTracker
+
+    ticks = iter(range(10**6))
+    tracker = ProgressTracker(t_end, bar=False, interval=float("inf"), clock=lambda: next(ticks), schedule=schedule)
+    solver = _FakeSolver()
+    tracker.start(solver)
+    for t in times[:stop]:
+        solver.step_to(t)
+        tracker.after_step(solver)
+    return tracker.estimate(solver)
+
+
+def test_progress_counts_the_work_left_from_the_step_sizes_not_from_t():
+    # steps growing like t (a geometric schedule, a decaying flow): 200 steps from 1e-3 to 1e5, half
+    # done at t = 10 with 100 s left; progress in t says 0.01 % done and 11 days left
+    geometric = np.geomspace(1e-3, 1e5, 201)[1:]
+    done, left = _progress(geometric, 1e5, 100)
+    assert done == pytest.approx(0.5, abs=0.02) and left == pytest.approx(100, rel=0.05)
+    naive = 100 * (1e5 - geometric[99]) / geometric[99]
+    assert naive > 3e4
+    # steps of constant size: the work is linear in t
+    uniform = np.arange(1, 201) * 0.5
+    done, left = _progress(uniform, 100.0, 50)
+    assert done == pytest.approx(0.25, abs=0.01) and left == pytest.approx(150, rel=0.05)
+    # early steps of constant size on a geometric schedule: the schedule says log t
+    early = np.arange(1, 101) * 1e-3
+    schedule = np.concatenate([[0.0], np.geomspace(1e-2, 1e5, 141)])
+    _, blind = _progress(early, 1e5, 100)
+    _, told = _progress(early, 1e5, 100, schedule=schedule)
+    # blind: 1e8 steps of 1e-3; told: log(1e5/0.1) ≈ 14 over the recent dt/t of 0.01-0.03
+    assert blind > 1e7 and 14 / 0.03 < told < 14 / 0.01
+
+
+def test_progress_log_line_reports_the_share_done_and_the_time_left(caplog):
+    import logging
+
+    from sobolev_flow.trackers import ProgressTracker, format_duration
+
+    ticks = iter(range(0, 10**6, 2))
+    tracker = ProgressTracker(1e5, bar=False, interval=150.0, clock=lambda: next(ticks))
+    solver = _FakeSolver()
+    tracker.start(solver)
+    with caplog.at_level(logging.INFO, logger="sobolev_flow.trackers"):
+        for t in np.geomspace(1e-3, 1e5, 201)[1:101]:
+            solver.step_to(t)
+            tracker.after_step(solver)
+    (line,) = [r.getMessage() for r in caplog.records]
+    # 125 steps of 2 s each are left (the estimate: log(1e5/1)/(dt/t) = 131)
+    assert line == "t=1/100000 step 75 dt=0.088 E=1.0000e+00; 36 % of the steps done, about 4 min 21 s left"
+    assert [format_duration(s) for s in (None, 0.4, 42, 185, 7380)] == ["?", "<1 s", "42 s", "3 min 05 s", "2 h 03 min"]
+
+
+# ---------------------------------------------------------------------------- notebooks outside the repository
+def _setup_cell_notebook(show=True):
+    """The markdown and setup cells of a_s1_exponential.ipynb (and a cell printing RUNS)."""
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    nb = nbformat.read(ROOT / "notebooks" / "a_s1_exponential.ipynb", as_version=4)
+    first = next(i for i, cell in enumerate(nb.cells) if cell.cell_type == "code")
+    nb.cells = nb.cells[:first + 1] + ([nbformat.v4.new_code_cell("print(RUNS)")] if show else [])
+    return nb
+
+
+def _execute(nb, cwd, environment):
+    import nbclient
+
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                                     resources={"metadata": {"path": str(cwd)}})
+    client.execute(env=environment)
+    return [output for cell in nb.cells if cell.cell_type == "code" for output in cell.outputs]
+
+
+def test_notebooks_share_one_setup_that_locates_the_configurations():
+    nbformat = pytest.importorskip("nbformat")
+    setups = []
+    for path in sorted((ROOT / "notebooks").glob("[a-f]_*.ipynb")):
+        source = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code").source
+        setups.append(source.split("class SetupError", 1)[1].split("import numpy as np", 1)[0])
+        assert "RUNS / config" in source and "next(" not in source
+    assert len(setups) == 6 and len(set(setups)) == 1
+
+
+def test_a_notebook_copied_out_of_the_repository_finds_its_configurations_or_says_why(tmp_path):
+    nb = _setup_cell_notebook()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    environment = {k: v for k, v in os.environ.items() if k not in ("SOBOLEV_FLOW_RUNS", "PYTHONPATH")}
+    # found through the package's source tree (an editable install or a checkout on the path)
+    environment["PYTHONPATH"] = str(ROOT)
+    outputs = _execute(nb, outside, dict(environment, SOBOLEV_FLOW_NOTEBOOK_SHORT="1"))
+    assert [o.get("text", "").strip() for o in outputs if o.output_type == "stream"][-1] == str(ROOT / "runs")
+    # a package installed without its checkout around it: one line, no traceback
+    fake = tmp_path / "site" / "sobolev_flow"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    outputs = _execute(_setup_cell_notebook(show=False), outside, dict(environment, PYTHONPATH=str(fake.parent)))
+    (error,) = [o for o in outputs if o.output_type == "error"]
+    assert len(error.traceback) == 1, error.traceback
+    assert error.traceback[0].startswith("SetupError: no runs/ folder of study configurations in the working "
+                                         "directory") and "set SOBOLEV_FLOW_RUNS" in error.traceback[0]
+
+
+def test_the_notebook_setup_names_a_wrong_sobolev_flow_runs(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    source = next(c for c in nbformat.read(ROOT / "notebooks" / "a_s1_exponential.ipynb", as_version=4).cells
+                  if c.cell_type == "code").source
+    code = "class SetupError" + source.split("class SetupError", 1)[1].split("RUNS = find_runs()", 1)[0]
+    namespace = {"os": os, "pathlib": pathlib}
+    exec(code, namespace)
+    monkeypatch.setenv("SOBOLEV_FLOW_RUNS", str(ROOT / "runs"))
+    assert namespace["find_runs"]() == ROOT / "runs"
+    monkeypatch.setenv("SOBOLEV_FLOW_RUNS", str(tmp_path))
+    with pytest.raises(namespace["SetupError"]) as error:
+        namespace["find_runs"]()
+    assert error.value._render_traceback_() == [f"SetupError: SOBOLEV_FLOW_RUNS={str(tmp_path)!r} holds no *.toml "
+                                                "configurations; point it to the runs/ folder of a sobolev_flow "
+                                                "checkout"]

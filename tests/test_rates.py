@@ -2,6 +2,8 @@
 
 import os
 import pathlib
+import re
+import shlex
 import subprocess
 import sys
 
@@ -10,7 +12,9 @@ import pytest
 
 from sobolev_flow import Torus, solve
 from sobolev_flow.rates import (auto_window, energy_bound_exponent, energy_exponent, fit_exponential, fit_power_law,
-                                local_slopes, norm_bound_exponent, norm_exponent)
+                                format_deviation, format_estimate, format_table, local_slopes, norm_bound_exponent,
+                                norm_exponent, rate_table, window_rule)
+from sobolev_flow.storage import RunData
 from sobolev_flow.initial import spectrum_exponent
 from sobolev_flow.theory import predictions
 from sobolev_flow.run import run
@@ -120,7 +124,7 @@ def test_rates_and_plot_commands_on_a_run(tmp_path):
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if line.startswith("| energy |"))
     fitted, predicted, deviation = float(row.split("|")[3].split("±")[0]), float(row.split("|")[5]), row.split("|")[6]
-    assert predicted == 3.5 and abs(fitted - 3.5) / 3.5 < 0.02 and deviation.strip().endswith("%")
+    assert predicted == 3.5 and abs(fitted - 3.5) / 3.5 < 0.02 and deviation.strip().split(" (")[0].endswith("%")
     figure = tmp_path / "fig.png"
     result = cli("sobolev_flow.plot", str(path), "-o", str(figure), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -149,3 +153,88 @@ def test_rates_command_on_a_file_without_diagnostics(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == (f"error: run={str(path)!r}: the run file has no diagnostics "
                                      "(/diagnostics/t and /diagnostics/energy)")
+
+
+# ---------------------------------------------------------------------------- honest tables
+def test_standard_error_comes_from_the_residuals_and_is_never_zero(rng):
+    t = np.geomspace(1, 100, 21)
+    # exact data: scipy's (1 − r²) formula gives 0 here; the residuals give the rounding level
+    exact = fit_power_law(t, 3.0 * t**-2.5)
+    assert 0 < exact.stderr < 1e-13 and exact.ci[0] < exact.ci[1]
+    assert not re.search(r"± 0(?![.\d])", format_estimate(exact.exponent, (exact.ci[1] - exact.ci[0]) / 2))
+    rate = fit_exponential(np.linspace(0, 1, 11), np.exp(-2 * np.linspace(0, 1, 11)))
+    assert 0 < rate.stderr < 1e-13
+    # noisy data: SE = sqrt(Σr²/(n−2) / Σ(x − x̄)²), as textbooks define it
+    y = 3.0 * t**-2.5 * np.exp(0.01 * rng.standard_normal(t.size))
+    fit = fit_power_law(t, y)
+    x, ly = np.log(t), np.log(y)
+    slope, intercept = np.polyfit(x, ly, 1)
+    residuals = ly - (slope * x + intercept)
+    expected = np.sqrt(residuals @ residuals / (t.size - 2) / np.sum((x - x.mean()) ** 2))
+    assert fit.stderr == pytest.approx(expected, rel=1e-9) and fit.exponent == pytest.approx(-slope, rel=1e-12)
+
+
+def test_estimates_and_deviations_are_printed_in_significant_digits():
+    assert format_estimate(3.51478, 0.00113) == "3.5148 ± 0.0011"
+    assert format_estimate(2.513509, 0.000594) == "2.51351 ± 0.00059"
+    assert format_estimate(3.05847, 0.1271) == "3.06 ± 0.13"
+    assert format_estimate(2.0000000031, 3.2e-8) == "2.000000003 ± 3.2e-08"
+    assert format_estimate(2.0, 4.1e-14) == "2.000000000000000 ± 4.1e-14"
+    assert format_estimate(12.3, 1.04) == "12.3 ± 1.0"
+    assert format_estimate(3.5, 0.000996) == "3.5000 ± 0.0010"  # two digits after rounding, not three
+    assert format_estimate(6.8e-10, 2.3e-10) == "6.8e-10 ± 2.3e-10"
+    assert format_deviation(0.004219) == "+0.42 %" and format_deviation(-0.000302) == "-0.030 %"
+    assert format_deviation(0.1434) == "+14 %" and format_deviation(3.3e-15) == "+3.3e-13 %"
+
+
+def fake_run(series, theory, t):
+    """A RunData with the given ``{quantity: values}`` (energy first, then ‖ρ‖²_{Ḣ^q} as norm2_q=<q>)."""
+    orders = [float(name.split("=")[1]) for name in series if name != "energy"]
+    norms = np.sqrt(np.stack([series[f"norm2_q={q:g}"] for q in orders], axis=1))
+    diagnostics = {"t": t, "energy": series["energy"], "sobolev_norms": norms, "tail_fraction": np.zeros_like(t)}
+    return RunData(t=np.zeros(0), mu=np.zeros((0, 8)), diagnostics=diagnostics, orders=np.array(orders), config={},
+                   attrs={"theory": theory}, coordinates=[])
+
+
+def test_table_flags_predictions_outside_the_interval_and_states_the_window_rule(rng):
+    t = np.geomspace(0.01, 1e4, 121)
+    noise = np.exp(0.02 * rng.standard_normal(t.size))
+    run = fake_run({"energy": t**-3.0 * noise, "norm2_q=0": t**-1.5 * noise},
+                   {"energy": ["power", 3.0], "norm2_q=0": ["power", 1.6]}, t)
+    rows = rate_table(run)
+    assert [row["outside"] for row in rows] == [False, True]
+    table = format_table(rows)
+    lines = table.splitlines()
+    assert lines[0] == "| quantity | law | fitted exponent ± 95 % CI | window | predicted | deviation |"
+    energy, norm = lines[2], lines[3]
+    assert "outside" not in energy and energy.split("|")[6].strip().endswith("%")
+    assert norm.split("|")[6].strip().startswith("-6") and norm.endswith(" % (outside CI) |")
+    assert lines[4] == "" and lines[5:] == window_rule()
+    notes = " ".join(lines[5:])
+    for words in ("one-decade window", "local slopes vary least", "tail_fraction ≤ 0.01", "t ≥ 1",
+                  "standard error from the fit's residuals", "(outside CI): the prediction lies outside"):
+        assert words in notes, words
+    assert "± 0 " not in table and "± 0 |" not in table
+
+
+def test_readme_rates_table_is_the_commands_output(tmp_path):
+    """The README quotes commands and what they print; run the commands and compare exactly."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Rates and figures\n", 1)[1].split("\n## ", 1)[0]
+    before, after = section.split("<!-- rates output -->\n", 1)
+    quoted = after.split("<!-- end of rates output -->", 1)[0]
+    block = re.findall(r"((?:^    python -m sobolev_flow\..*\n)+)", before, flags=re.M)[-1]  # the last before it
+    commands = [line.strip() for line in block.splitlines()]
+    assert [c.split()[2] for c in commands] == ["sobolev_flow.run", "sobolev_flow.rates"]
+    (tmp_path / "runs").symlink_to(ROOT / "runs")
+    outputs = []
+    for command in commands:
+        words = shlex.split(command)
+        result = cli(words[2], *words[3:], cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+
+    def lines(text):
+        return [line.rstrip() for line in text.strip("\n").splitlines()]
+
+    assert lines(quoted) == lines(outputs[-1])
