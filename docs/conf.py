@@ -52,6 +52,7 @@ numpydoc_xref_param_type = False
 nb_execution_mode = "off"
 nb_merge_streams = True
 myst_enable_extensions = ["dollarmath"]
+myst_heading_anchors = 3  # the user guide (docs/guide.md) links to its own sections
 
 # ----------------------------------------------------------------------------- HTML
 html_theme = "alabaster"

@@ -17,7 +17,8 @@ The transforms on a distributed layout are :class:`~sobolev_flow.transforms.Dist
 (mpi4py-fft's padded transforms); the physics written against them is the serial one.
 
 Distributed runs are started with ``mpirun -n P python -m sobolev_flow.run ...``; they need
-the ``mpi`` extra (mpi4py, mpi4py-fft) and a system MPI with the FFTW headers, see the README.
+the ``mpi`` extra (mpi4py, mpi4py-fft) and a system MPI with the FFTW headers, see the user guide
+(``docs/guide.md``).
 """
 
 from __future__ import annotations

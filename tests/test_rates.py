@@ -217,9 +217,9 @@ def test_table_flags_predictions_outside_the_interval_and_states_the_window_rule
     assert "± 0 " not in table and "± 0 |" not in table
 
 
-def test_readme_rates_table_is_the_commands_output(tmp_path):
-    """The README quotes commands and what they print; run the commands and compare exactly."""
-    readme = (ROOT / "README.md").read_text()
+def test_guide_rates_table_is_the_commands_output(tmp_path):
+    """The user guide quotes commands and what they print; run the commands and compare exactly."""
+    readme = (ROOT / "docs" / "guide.md").read_text()
     section = readme.split("\n## Rates and figures\n", 1)[1].split("\n## ", 1)[0]
     before, after = section.split("<!-- rates output -->\n", 1)
     quoted = after.split("<!-- end of rates output -->", 1)[0]
