@@ -36,7 +36,7 @@ from .solver import Solver, check_memory
 from .steppers import get_scheme
 from .fft import export_wisdom, import_wisdom, resolve_backend
 from .parallel import launched_processes, launched_rank, world
-from .storage import NullWriter, RunWriter, check_writable, read_config, read_wisdom
+from .storage import NullWriter, RunWriter, check_writable, checkpoint_time, read_config, read_wisdom
 from .trackers import (CheckpointTracker, DiagnosticsTracker, InterruptTracker, Interrupted, ProgressTracker,
                        SnapshotTracker, drive)
 
@@ -129,12 +129,24 @@ def configure(args) -> tuple[dict, pathlib.Path, dict | None]:
                 key, old, new = first_difference(section, stored[section], cfg[section])
                 raise ConfigError(f"{key}={new!r}: the run file was made with {key}={old!r}; "
                                   "a restart cannot change the grid, model or initial data")
+        # decided from a read-only look at the checkpoint, before the file is opened for writing
+        t = checkpoint_time(path)
+        t_end = cfg["time"]["t_end"]
+        if t is not None and t_end < t:
+            raise ConfigError(f"time.t_end={t_end!r}: the checkpoint is already at t={t!r}")
+        if t is not None and t_end == t:
+            raise NothingToDo(f"nothing to do: {str(path)!r} is at t={t!r} = time.t_end already; the file is "
+                              "unchanged (raise time.t_end to continue)")
     elif not explicit_path:
         path = unused_path(path)
         cfg["output"]["path"] = str(path)
     if not args.dry_run:
         check_writable(path, overwrite=args.overwrite, restart=args.restart)
     return cfg, path, stored
+
+
+class NothingToDo(Exception):
+    """A restart whose run file already stands at time.t_end: nothing is run or written."""
 
 
 def first_difference(section, old, new):
@@ -311,7 +323,11 @@ def main(argv=None) -> int:
     say = print if root else _silent
     try:
         comm = world()
-        cfg, path, _ = configure(args)
+        try:
+            cfg, path, _ = configure(args)
+        except NothingToDo as done:
+            say(str(done))
+            return 0
         base_dir = pathlib.Path(args.config).parent if args.config else pathlib.Path(".")
         if args.dry_run:
             grid, scheme, kernel, geometry = problem(cfg, base_dir)
@@ -348,8 +364,14 @@ def main(argv=None) -> int:
             signal.signal(sig, handler)
     if not root:
         return 0
-    print(f"t_end={solver.t:g}: steps {solver.steps} (rejected {solver.rejected}), rhs evaluations "
-          f"{summary['rhs_evaluations']}, wall time {summary['wall_time']:.2f} s, final E {summary['energy']:.4e}")
+    if args.restart:  # totals of the whole run and this session's share, each labelled
+        counts = (f"steps {solver.steps} in all, {summary['steps']} in this run (rejected {solver.rejected} in all, "
+                  f"{summary['rejected']} in this run), rhs evaluations {summary['rhs_evaluations']} in this run, "
+                  f"wall time {summary['wall_time']:.2f} s in this run")
+    else:
+        counts = (f"steps {solver.steps} (rejected {solver.rejected}), rhs evaluations {summary['rhs_evaluations']}, "
+                  f"wall time {summary['wall_time']:.2f} s")
+    print(f"t_end={solver.t:g}: {counts}, final E {summary['energy']:.4e}")
     if "positivity_lost_at" in summary:
         print(f"warning: mu went negative at t={summary['positivity_lost_at']:.6g} (lowest min mu "
               f"{summary['worst_min_mu']:.3g}): the grid cannot follow this solution; the particle method "
@@ -425,7 +447,7 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
         InterruptTracker(interrupt if interrupt is not None else {}),
     ]
     start = time.perf_counter()
-    evaluations0 = solver.model.evaluations
+    evaluations0, steps0, rejected0 = solver.model.evaluations, solver.steps, solver.rejected
     try:
         drive(solver, t_end, trackers)
         writer.record_summary(solver.model.summary())
@@ -436,7 +458,8 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
     finally:
         writer.close()
     return {"wall_time": time.perf_counter() - start, "rhs_evaluations": solver.model.evaluations - evaluations0,
-            "energy": solver.energy, **solver.model.summary()}
+            "steps": solver.steps - steps0, "rejected": solver.rejected - rejected0, "energy": solver.energy,
+            **solver.model.summary()}
 
 
 def on_root(layout, action, elsewhere):

@@ -344,6 +344,16 @@ def read_wisdom(path) -> bytes:
     return b"" if value is None else np.asarray(value).tobytes()
 
 
+def checkpoint_time(path) -> float | None:
+    """The time of a run file's current checkpoint, read without writing (None: no checkpoint)."""
+    try:
+        with _open_read(path) as f:
+            checkpoint = read_checkpoint(f)
+    except (OSError, KeyError) as err:
+        raise ConfigError(f"output.path={str(path)!r}: not a readable run file ({err})") from None
+    return None if checkpoint is None else checkpoint["t"]
+
+
 def read_checkpoint(f) -> dict | None:
     """The current checkpoint of an open run file, or None."""
     current = int(f["checkpoint/current"][()])

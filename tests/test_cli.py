@@ -274,7 +274,8 @@ def test_restart_with_measured_plans_replays_the_stored_wisdom(tmp_path, monkeyp
         assert b"fftw_wisdom" in np.asarray(f.attrs["fft_wisdom"]).tobytes()
     before = digest(tmp_path / "split.h5")
     monkeypatch.setenv("SOBOLEV_FLOW_CACHE", str(tmp_path / "cache-b"))
-    refused = cli("--output", "split.h5", "--restart", "--set", "fft.threads=2", cwd=tmp_path, check=2)
+    refused = cli("--output", "split.h5", "--restart", "--set", "fft.threads=2", "time.t_end=40.0", cwd=tmp_path,
+                  check=2)
     assert refused.stderr.startswith("error: fft.deterministic=true: the stored FFTW wisdom has no plan")
     assert len(refused.stderr.strip().splitlines()) == 1
     assert digest(tmp_path / "split.h5") == before
@@ -554,3 +555,28 @@ def test_the_notebook_setup_names_a_wrong_sobolev_flow_runs(tmp_path, monkeypatc
     assert error.value._render_traceback_() == [f"SetupError: SOBOLEV_FLOW_RUNS={str(tmp_path)!r} holds no *.toml "
                                                 "configurations; point it to the runs/ folder of a sobolev_flow "
                                                 "checkout"]
+
+
+def test_a_restart_with_nothing_to_do_or_refused_leaves_the_file_untouched(tmp_path):
+    """A restart at t_end changes nothing (exit 0, one line); one to an earlier t_end is refused
+    (exit 2, one line); either way the file keeps its bytes and its modification time."""
+    cli(*SMALL, "--output", "run.h5", "--quiet", cwd=tmp_path, check=0)
+    path = tmp_path / "run.h5"
+    before, mtime = digest(path), path.stat().st_mtime_ns
+    time.sleep(0.05)
+    done = cli("--output", "run.h5", "--restart", "--quiet", cwd=tmp_path, check=0)
+    assert done.stdout.strip() == ("nothing to do: 'run.h5' is at t=20.0 = time.t_end already; the file is unchanged "
+                                   "(raise time.t_end to continue)")
+    refused = cli("--output", "run.h5", "--restart", "--set", "time.t_end=10", "--quiet", cwd=tmp_path, check=2)
+    assert refused.stderr.strip() == "error: time.t_end=10.0: the checkpoint is already at t=20.0"
+    assert digest(path) == before and path.stat().st_mtime_ns == mtime
+
+
+def test_a_restart_reports_totals_and_this_runs_counts(tmp_path):
+    cli(*SMALL, "--set", "time.t_end=5", "--output", "run.h5", "--quiet", cwd=tmp_path, check=0)
+    first = open_run(tmp_path / "run.h5").diagnostics["step"][-1]
+    result = cli("--output", "run.h5", "--restart", "--set", "time.t_end=20", "--quiet", cwd=tmp_path, check=0)
+    total = open_run(tmp_path / "run.h5").diagnostics["step"][-1]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("t_end=20:"))
+    assert f"steps {total} in all, {total - first} in this run (rejected " in line
+    assert "rhs evaluations" in line and "in this run" in line
