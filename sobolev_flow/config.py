@@ -95,11 +95,14 @@ def integer(low):
 
 
 def choice(*options):
+    """One of ``options``, of the same type (2.0 or "2" is not the integer 2; true is not 1)."""
+
     def check(key, value):
-        if value not in options:
-            close = difflib.get_close_matches(str(value), options, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{key}={value!r}: expected one of {', '.join(options)}{hint}")
+        if not any(value == option and type(value) is type(option) for option in options):
+            names = [str(option) for option in options]
+            close = difflib.get_close_matches(str(value), names, n=1)
+            hint = f"; did you mean {options[names.index(close[0])]!r}?" if close else ""
+            raise ConfigError(f"{key}={value!r}: expected one of {', '.join(names)}{hint}")
         return value
 
     return check
@@ -326,6 +329,24 @@ def _cross_check(cfg):
         raise ConfigError(f"grid.n={grid['n']!r}: expected {grid['d']} entries (grid.d={grid['d']})")
     if cfg["time"]["dt"] is not None and cfg["time"]["dt"] > cfg["time"]["t_end"]:
         raise ConfigError(f"time.dt={cfg['time']['dt']!r}: larger than time.t_end={cfg['time']['t_end']!r}")
+    for name in ("snapshots", "diagnostics"):
+        count = schedule_count(cfg["output"][name], cfg["time"]["t_end"])
+        if count > MAX_OUTPUT_TIMES:
+            raise ConfigError(f"output.{name}={cfg['output'][name]!r}: {count:.3g} output times up to "
+                              f"time.t_end={cfg['time']['t_end']!r}, more than {MAX_OUTPUT_TIMES:.0e}")
+
+
+#: Most output times a schedule may ask for (each is a row of the run file and a landing of the solver).
+MAX_OUTPUT_TIMES = 10**6
+
+
+def schedule_count(spec, t_end: float) -> float:
+    """How many times a schedule asks for in [0, t_end], counted without listing them."""
+    if isinstance(spec, list):
+        return len(spec)
+    if "every" in spec:
+        return t_end / spec["every"]
+    return max(0.0, math.log(t_end / spec["t0"]) / math.log(spec["ratio"])) if t_end >= spec["t0"] else 0.0
 
 
 def grid_shape(cfg) -> tuple[int, ...]:

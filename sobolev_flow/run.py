@@ -174,8 +174,10 @@ def problem(cfg, base_dir):
     grid = Torus(grid_shape(cfg), dealias=cfg["grid"]["dealias"])
     name = cfg["time"]["scheme"]
     scheme = get_scheme(AUTO_SCHEMES[cfg["model"]["method"]] if name == "auto" else name)
-    kernel = make_kernel(cfg["model"]["kernel"], cfg["model"]["s"], grid, base_dir=base_dir)
     geometry = make_geometry(cfg["model"]["geometry"])
+    # the memory estimate comes before any grid-sized array (the kernel's weights) is allocated
+    check_memory(grid.shape, memory_estimate(grid, scheme, reaction=bool(geometry.alpha)), launched_processes())
+    kernel = make_kernel(cfg["model"]["kernel"], cfg["model"]["s"], grid, base_dir=base_dir)
     return grid, scheme, kernel, geometry
 
 
@@ -191,9 +193,6 @@ def build(cfg, base_dir, comm=None, wisdom_only=False) -> Solver:
     particles = cfg["model"]["method"] == "particles"
     if particles and comm is not None and comm.Get_size() > 1:
         raise ConfigError(f"model.method='particles': runs on one process (started with {comm.Get_size()})")
-    if not particles:
-        check_memory(grid.shape, memory_estimate(grid, scheme, reaction=bool(geometry.alpha)),
-                     1 if comm is None else comm.Get_size())
     mu0 = density(cfg["initial"]["density"], grid, name="initial.density", base_dir=base_dir)
     target = cfg["model"]["target"]
     nu = None if target == "uniform" else density(target, grid, name="model.target", base_dir=base_dir)

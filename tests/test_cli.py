@@ -105,6 +105,12 @@ def bad_input_cases(tmp_path):
     k_inf[0, 1] = np.inf
     np.save(tmp_path / "K_inf.npy", k_inf)
     return {
+        "dense schedule": (["--set", "output.snapshots={every=1e-9}"],
+                           r"^error: output.snapshots=\{'every': 1e-09\}: 1e\+09 output times up to time.t_end=1.0, "
+                           r"more than 1e\+06$"),
+        "d out of range": (["--set", "grid.d=4"], r"^error: grid.d=4: expected one of 1, 2, 3$"),
+        "d a float": (["--set", "grid.d=2.0"], r"^error: grid.d=2.0: expected one of 1, 2, 3$"),
+        "d a string": (["--set", 'grid.d="2"'], r"^error: grid.d='2': expected one of 1, 2, 3; did you mean 2\?$"),
         "unknown kernel": (["--set", 'model.kernel="gausian"'],
                            r"^error: model.kernel='gausian': unknown kernel; did you mean 'gaussian'\? valid: sobolev, "
                            r"gaussian, relu, file$"),
@@ -580,3 +586,19 @@ def test_a_restart_reports_totals_and_this_runs_counts(tmp_path):
     line = next(line for line in result.stdout.splitlines() if line.startswith("t_end=20:"))
     assert f"steps {total} in all, {total - first} in this run (rejected " in line
     assert "rhs evaluations" in line and "in this run" in line
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry run"])
+def test_a_grid_too_large_for_memory_is_refused_before_anything_is_allocated(tmp_path, dry_run):
+    result = cli("--set", "grid.d=3", "grid.n=100000", *(["--dry-run"] if dry_run else []), "--quiet", cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: shape=(100000, 100000, 100000): the run needs an estimated ")
+    assert lines[0].endswith(" of this machine") and list(tmp_path.iterdir()) == []
+
+
+def test_no_sobolev_orders_records_no_norms(tmp_path):
+    cli(*SMALL, "--set", "diagnostics.sobolev_orders=[]", "--output", "run.h5", "--quiet", cwd=tmp_path, check=0)
+    run = open_run(tmp_path / "run.h5")
+    assert "sobolev_norms" not in run.diagnostics and len(run.orders) == 0
+    assert len(run.diagnostics["energy"]) == len(run.diagnostics["t"]) > 2

@@ -375,11 +375,11 @@ class SpectralModel:
         )
         if self.alpha:
             out += (Series("max_psi", "1", "max |ψ| on the padded grid, the largest reaction rate over α"),)
-        return out + (
-            Series("tail_fraction", "1", "share of Σ_{k≠0}|ρ_k|² in the top third of resolved wavenumbers"),
-            Series("sobolev_norms", "1", "‖μ − ν‖_{Ḣ^q} for the orders q of the attribute 'orders'",
-                   shape=(len(self.orders),), attrs={"orders": np.asarray(self.orders, dtype=float)}),
-        )
+        out += (Series("tail_fraction", "1", "share of Σ_{k≠0}|ρ_k|² in the top third of resolved wavenumbers"),)
+        if self.orders:  # no dataset for no orders (a dimension of length 0 cannot be chunked)
+            out += (Series("sobolev_norms", "1", "‖μ − ν‖_{Ḣ^q} for the orders q of the attribute 'orders'",
+                           shape=(len(self.orders),), attrs={"orders": np.asarray(self.orders, dtype=float)}),)
+        return out
 
     def diagnose(self, rho_hat, monitor: Monitor) -> dict:
         """Values of the declared :attr:`diagnostics` at the state (collective)."""
@@ -391,7 +391,8 @@ class SpectralModel:
         if self.alpha:
             out["max_psi"] = monitor.max_psi
         out["tail_fraction"] = self.sums.tail_fraction(rho_hat)
-        out["sobolev_norms"] = np.array([self.sums.sobolev_norm(rho_hat, q) for q in self.orders])
+        if self.orders:
+            out["sobolev_norms"] = np.array([self.sums.sobolev_norm(rho_hat, q) for q in self.orders])
         return out
 
     @property
