@@ -363,7 +363,7 @@ def main(argv=None) -> int:
             signal.signal(sig, handler)
     if not root:
         return 0
-    if args.restart:  # totals of the whole run and this session's share, each labelled
+    if args.restart:  # totals of the whole run and this run's share, each labelled
         counts = (f"steps {solver.steps} in all, {summary['steps']} in this run (rejected {solver.rejected} in all, "
                   f"{summary['rejected']} in this run), rhs evaluations {summary['rhs_evaluations']} in this run, "
                   f"wall time {summary['wall_time']:.2f} s in this run")
