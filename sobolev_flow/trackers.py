@@ -125,8 +125,9 @@ class DiagnosticsTracker(_ScheduledTracker):
         values["step"] = solver.steps
         self.writer.write_diagnostics(values)
         tail = values.get("tail_fraction", 0.0)
-        resolved_above_roundoff = solver.model.norm(solver.u) > ROUNDOFF_L2
-        if tail > TAIL_WARNING and resolved_above_roundoff and not getattr(self, "_warned", False):
+        # the norm (is the spectrum above round-off?) only when the tail would warn
+        if (tail > TAIL_WARNING and not getattr(self, "_warned", False)
+                and solver.model.norm(solver.u) > ROUNDOFF_L2):
             self._warned = True
             log.warning("%.2g of ‖μ − ν‖² lies in the top third of resolved modes at t=%.6g: under-resolved",
                         tail, t)

@@ -32,7 +32,7 @@ from ..grid import Torus
 from ..kernels import SobolevKernel
 from ..parallel import SERIAL
 from .base import Monitor, Series
-from .spectral import MASS_RTOL, check_density, kernel_weights, make_geometry
+from .spectral import MASS_RTOL, check_density, describe_physics, kernel_weights, make_geometry
 
 __all__ = ["ParticleModel", "quantiles", "lattice", "sample", "INITIALISATIONS"]
 
@@ -116,7 +116,6 @@ class ParticleModel:
         self._state[:, :self.d] = x
         if self.alpha:
             self._state[:, self.d] = w * (self.n / self.mass0)
-        self._last = None  # ψ and ∇ψ of the last evaluation with monitor=True
         self.evaluations = 0
 
     # ------------------------------------------------------------------ the state
@@ -258,9 +257,7 @@ class ParticleModel:
     def describe(self) -> dict:
         return {
             "name": self.name,
-            "kernel": {"name": getattr(self.kernel, "name", type(self.kernel).__name__),
-                       "parameters": dict(getattr(self.kernel, "parameters", dict)()), "description": str(self.kernel)},
-            "geometry": {"name": self.geometry.name, "parameters": self.geometry.parameters()},
+            **describe_physics(self.kernel, self.geometry),
             "particles": self.n,
             "evaluator": {"name": self.evaluator.name, "exact": bool(self.evaluator.exact),
                           "modes": self.evaluator.modes},
@@ -349,7 +346,8 @@ def quantiles(grid: Torus, mu0, n: int) -> np.ndarray:
 def lattice(grid: Torus, mu0, n: int) -> tuple[np.ndarray, np.ndarray]:
     """A rank-1 (Korobov) lattice of N points in [0, 2π)^d, weighted by μ0 at the points:
     w_i ∝ μ0(x_i) (μ0 interpolated from the grid's Fourier series), normalised to μ0's mass."""
-    generators = {1: (1,), 2: (1, _fibonacci_partner(n)), 3: (1, _korobov(n), _korobov(n) ** 2 % n)}[grid.d]
+    a = _korobov(n) if grid.d > 1 else 1
+    generators = (1, a, a * a % n)[:grid.d]
     points = 2 * np.pi * np.mod(np.outer(np.arange(n), generators) / n + 0.5 / n, 1.0)
     values = _interpolate(grid, mu0, points)
     values = np.maximum(values, 0.0)
@@ -374,12 +372,6 @@ def _interpolate(grid, f, points) -> np.ndarray:
     ks = np.meshgrid(*[np.fft.fftfreq(n, 1.0 / n) for n in grid.shape], indexing="ij")
     phases = sum(np.multiply.outer(points[:, j], ks[j].ravel()) for j in range(grid.d))
     return (np.exp(1j * phases) @ f_hat.ravel()).real
-
-
-def _fibonacci_partner(n: int) -> int:
-    """The generator of the Fibonacci lattice when N is a Fibonacci number, else the best
-    Korobov generator by the 2-D figure of merit."""
-    return _korobov(n)
 
 
 def _korobov(n: int) -> int:

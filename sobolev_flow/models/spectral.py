@@ -435,9 +435,7 @@ class SpectralModel:
         """What the run file records about the model (JSON-serialisable)."""
         return {
             "name": self.name,
-            "kernel": {"name": getattr(self.kernel, "name", type(self.kernel).__name__),
-                       "parameters": _parameters(self.kernel), "description": str(self.kernel)},
-            "geometry": {"name": self.geometry.name, "parameters": self.geometry.parameters()},
+            **describe_physics(self.kernel, self.geometry),
             "stabilisation": self.stabilisation,
             "uniform_target": bool(self.uniform),
             "target_mass": self.nu_mean,
@@ -462,11 +460,15 @@ class SpectralModel:
                 "fft_effort": self.transform.effort}
 
 
-def _parameters(kernel) -> dict:
-    try:
-        return dict(kernel.parameters())
-    except AttributeError:
-        return {}
+def describe_physics(kernel, geometry) -> dict:
+    """{"kernel": name, parameters, description; "geometry": name, parameters}, as run files
+    record them (a kernel object without ``name`` or ``parameters`` gets its class name and {})."""
+    parameters = getattr(kernel, "parameters", None)
+    return {
+        "kernel": {"name": getattr(kernel, "name", type(kernel).__name__),
+                   "parameters": dict(parameters()) if parameters is not None else {}, "description": str(kernel)},
+        "geometry": {"name": geometry.name, "parameters": geometry.parameters()},
+    }
 
 
 # ============================================================================ checks
