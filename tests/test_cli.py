@@ -269,8 +269,9 @@ def test_every_kernel_and_geometry_runs_and_is_recorded(tmp_path, overrides, ker
     assert plot.returncode == 0, plot.stderr
     from matplotlib.image import imread
 
-    image = imread(tmp_path / "run.png")  # the 2-D layout, 16 × 11.5 inches at 120 dpi, not blank
-    assert image.shape[:2] == (round(11.5 * 120), 16 * 120) and np.std(image[..., :3]) > 0.05
+    image = imread(tmp_path / "run.png")  # at 120 dpi: 19 × 6.2 inches in 1-D (3 panels), else 16 × 11.5; not blank
+    inches = (6.2, 19) if run.mu.ndim == 2 else (11.5, 16)
+    assert image.shape[:2] == tuple(round(120 * side) for side in inches) and np.std(image[..., :3]) > 0.05
 
 
 def test_restart_with_measured_plans_replays_the_stored_wisdom(tmp_path, monkeypatch):
