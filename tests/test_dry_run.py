@@ -101,3 +101,9 @@ def test_dry_run_reports_the_output_memory(tmp_path, monkeypatch, capsys):
     assert float(memory.group(2)) == pytest.approx(4 * 8 * 512 * 512 / 2**20, rel=1e-2)
     assert float(memory.group(1)) > float(memory.group(2))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_kernel_parameter_can_be_set_when_no_kernel_table_is_given(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["--dry-run", "--set", 'model.kernel.name="gaussian"', "model.kernel.sigma=0.5"]) == 0
+    assert 'kernel = {name = "gaussian", sigma = 0.5}' in capsys.readouterr().out
