@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import pathlib
 import signal
 import sys
@@ -79,27 +78,27 @@ def parse(argv):
     return args
 
 
+def toml_value(v) -> str:
+    """A configuration value as TOML source (also what ``--set`` parses): inline tables and arrays,
+    quoted strings, and ``inf``, ``-inf``, ``nan`` as Python's repr spells them."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
+
+
 def to_toml(cfg: dict) -> str:
     """The resolved configuration as TOML (unset optional keys as comments)."""
-
-    def value(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, float) and math.isinf(v):
-            return "inf"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
-
     lines = []
     for section, keys in cfg.items():
         lines.append(f"[{section}]")
         for key, v in keys.items():
-            lines.append(f"# {key} = (unset)" if v is None else f"{key} = {value(v)}")
+            lines.append(f"# {key} = (unset)" if v is None else f"{key} = {toml_value(v)}")
         lines.append("")
     return "\n".join(lines)
 

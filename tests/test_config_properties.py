@@ -3,7 +3,6 @@ accepts runs (a few steps on a tiny grid) or stops with a diagnosed one-line err
 rejects gives one line — the same from --dry-run and from the run, exit 2 — and leaves an
 existing output file byte-identical."""
 
-import json
 import math
 import pathlib
 
@@ -14,25 +13,10 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, event, given, settings, strategies as st  # noqa: E402
 
 from sobolev_flow import open_run  # noqa: E402
-from sobolev_flow.run import main, run  # noqa: E402
+from sobolev_flow.run import main, run, toml_value  # noqa: E402
 
 #: The file every example starts from, given as the output with --overwrite.
 PRECIOUS = b"an earlier run file that a rejected configuration must not touch"
-
-
-def toml_value(value) -> str:
-    """A value as TOML source, as --set parses it (strings quoted, inline tables, nan and inf)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
 
 
 def mixed(valid, invalid):
