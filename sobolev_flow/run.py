@@ -358,7 +358,7 @@ def main(argv=None) -> int:
             return 0
         base_dir = pathlib.Path(args.config).parent if args.config else pathlib.Path(".")
         if args.dry_run:  # every check of the real run, in the same order, and no file opened
-            build(cfg, base_dir, comm, check_only=True)
+            build(cfg, base_dir, comm, wisdom_only=restore_plans(cfg, path, args.restart), check_only=True)
             grid, scheme, geometry = setting(cfg)
             need = run_memory(cfg, grid, scheme, geometry)
             say(to_toml(cfg))
