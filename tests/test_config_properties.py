@@ -7,13 +7,10 @@ import math
 import pathlib
 
 import numpy as np
-import pytest
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, event, given, settings, strategies as st  # noqa: E402
-
-from sobolev_flow import open_run  # noqa: E402
-from sobolev_flow.run import main, run, toml_value  # noqa: E402
+from sobolev_flow import open_run
+from sobolev_flow.run import main, run, toml_value
 
 #: The file every example starts from, given as the output with --overwrite.
 PRECIOUS = b"an earlier run file that a rejected configuration must not touch"
@@ -72,7 +69,7 @@ FIXED = ["fft.threads=1", "time.max_steps=400", "output.checkpoint_seconds=inf",
          "particles.modes=6"]
 
 
-@settings(max_examples=200, deadline=None, derandomize=True, database=None,
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(method=st.sampled_from(["grid", "grid", "particles"]), overrides=configurations())
 def test_every_configuration_runs_or_is_refused_in_one_line(tmp_path_factory, method, overrides):
