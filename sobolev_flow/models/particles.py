@@ -34,7 +34,7 @@ from ..parallel import SERIAL
 from .base import Monitor, Series
 from .spectral import MASS_RTOL, check_density, describe_physics, kernel_weights, make_geometry
 
-__all__ = ["ParticleModel", "quantiles", "lattice", "sample", "INITIALISATIONS"]
+__all__ = ["ParticleModel", "quantiles", "lattice", "sample", "deposit", "INITIALISATIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -235,10 +235,7 @@ class ParticleModel:
 
     def density(self, u) -> np.ndarray:
         """Cell averages of μ_N on the grid (cells centred on the grid points), relative to dm."""
-        grid = self.grid
-        shifted = np.mod(self.positions(u) + 0.5 * np.asarray(grid.dx), 2 * np.pi)
-        counts, _ = np.histogramdd(shifted, bins=grid.shape, range=[(0, 2 * np.pi)] * self.d, weights=self.weights(u))
-        return counts * grid.size
+        return deposit(self.grid, self.positions(u), self.weights(u))
 
     def checkpoint(self, u) -> dict:
         return {"state": np.array(u)}
@@ -278,6 +275,14 @@ class ParticleModel:
 
 
 # ============================================================================ checks and initialisation
+def deposit(grid: Torus, x, w) -> np.ndarray:
+    """Cell averages on the grid of Σ_i w_i δ_{x_i} relative to dm (cells centred on the grid
+    points): the mass in each cell over its measure 1/n^d. ``x`` is (N, d) in [0, 2π)."""
+    shifted = np.mod(np.asarray(x) + 0.5 * np.asarray(grid.dx), 2 * np.pi)
+    counts, _ = np.histogramdd(shifted, bins=grid.shape, range=[(0, 2 * np.pi)] * grid.d, weights=w)
+    return counts * grid.size
+
+
 def check_positions(positions, d) -> np.ndarray:
     """Positions as an (N, d) float array wrapped into [0, 2π) (one-line errors name the key)."""
     x = np.asarray(positions, dtype=float)
