@@ -131,7 +131,7 @@ def test_balanced_network_loss_is_the_kmd_energy_of_its_measure(rng, density_tea
     kappa = np.where(n % 2 == 0, 1 / (np.pi**2 * (np.where(n == 1, 2.0, n.astype(float) ** 2) - 1) ** 2), 0.0)
     kappa[1] = 1 / 16
     nu_n = (r**2 * np.exp(-1j * np.outer(n, theta))).sum(axis=1) / m
-    tf, _ = circle_inputs(64)
+    tf = 2 * np.pi * np.arange(64) / 64
     star_n = np.zeros(n.size, complex)
     star_n[:32] = (np.fft.fft(trig_density(tf)) / 64)[:32]   # exact for a trigonometric polynomial of degree 3
     multiplicity = np.where(n == 0, 1.0, 2.0)
