@@ -46,6 +46,7 @@ from ..kernels import ReluKernel
 from ..parallel import SERIAL
 from .base import Monitor, Series
 from .particles import deposit
+from .spectral import describe_physics, make_geometry
 
 __all__ = ["NetworkModel", "NetworkTeacher", "DensityTeacher", "relu_features", "relu_kernel_sums", "relu_coefficients",
            "initial_network", "directions", "load_network", "INITIALISATIONS"]
@@ -183,10 +184,15 @@ class DensityTeacher:
         self.grid = grid
         nu_hat = grid.project(grid.to_spectral(nu))
         kappa = ReluKernel().weights(grid)
-        self.modes = np.arange(1, nu_hat.size)
         self._nu_hat = nu_hat
         self._zero = float(kappa[0] * nu_hat[0].real)
-        self._coefficients = 2 * kappa[1:] * nu_hat[1:]          # h = κ_0ν_0 + Re Σ_{n≥1} 2κ_nν_n e^{inθ}
+        coefficients = 2 * kappa[1:] * nu_hat[1:]                # h = κ_0ν_0 + Re Σ_{n≥1} 2κ_nν_n e^{inθ}
+        # modes below 1e-17 of the largest term change nothing in double precision (and their
+        # subnormal products would slow the sums down a hundredfold)
+        significant = np.flatnonzero(np.abs(coefficients) > 1e-17 * max(abs(self._zero), np.abs(coefficients).max(initial=0)))
+        last = significant[-1] + 1 if significant.size else 0
+        self.modes = np.arange(1, last + 1)
+        self._coefficients = coefficients[:last]
         #: ½ E f*² = ½ Σ_n κ_n |ν*_n|²
         self.energy = 0.5 * float(np.sum(grid.rfft_weights * kappa * np.abs(nu_hat) ** 2))
         self.mass = float(nu_hat[0].real)
@@ -224,7 +230,7 @@ class DensityTeacher:
         x = np.asarray(x, dtype=float)
         c = relu_coefficients(np.arange(self._nu_hat.size))
         value, _ = self._series(np.arctan2(x[:, 1], x[:, 0]), float(c[0] * self._nu_hat[0].real),
-                                2 * c[1:] * self._nu_hat[1:], self.modes)
+                                2 * c[1:] * self._nu_hat[1:], np.arange(1, self._nu_hat.size))
         return value
 
     def describe(self) -> dict:
@@ -262,6 +268,8 @@ class NetworkModel:
             raise ValueError(f"network.prox_tol={prox_tol!r}: expected a value > 0")
         self.width = len(a)
         self.teacher = teacher
+        # the mean-field limit for d = 1 (what the run file records as the model's physics)
+        self.kernel, self.geometry = ReluKernel(), make_geometry({"name": "wfr", "alpha": 2.0})
         self.threads = max(1, int(threads))
         self.prox_tol = float(prox_tol)
         self.layout = SERIAL
@@ -439,8 +447,8 @@ class NetworkModel:
         return state
 
     def describe(self) -> dict:
-        return {"name": self.name, "width": self.width, "d": self.d, "teacher": self.teacher.describe(),
-                "kernel": {"name": "relu"}, "geometry": {"name": "wfr", "alpha": 2.0}}
+        return {"name": self.name, **describe_physics(self.kernel, self.geometry), "width": self.width, "d": self.d,
+                "teacher": self.teacher.describe()}
 
     def arrays(self) -> dict:
         return {}
@@ -510,22 +518,23 @@ def initial_network(width: int, d: int, init="grid", scale=1.0, balanced=True, s
     return a, w
 
 
-def load_network(key, path, d=None, width=None):
-    """Arrays ``a`` (m,) and ``w`` (m, d + 1) from a .npz file (one-line errors naming ``key``)."""
+def load_network(key, path, d=None, width=None, label=None):
+    """Arrays ``a`` (m,) and ``w`` (m, d + 1) from a .npz file; one-line errors name ``key`` and
+    ``label`` (the path as the user gave it; default ``path``)."""
+    where = f"{key}={str(path if label is None else label)!r}"
     try:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             if "a" not in data or "w" not in data:
-                raise ValueError(f"{key}={str(path)!r}: expected arrays 'a' and 'w' in the .npz, found "
-                                 f"{', '.join(data.files) or 'none'}")
+                raise ValueError(f"{where}: expected arrays 'a' and 'w' in the .npz, found {', '.join(data.files) or 'none'}")
             a, w = data["a"], data["w"]
-    except (OSError, EOFError) as err:
-        raise ValueError(f"{key}={str(path)!r}: cannot be read ({err.__class__.__name__})") from None
+    except FileNotFoundError:
+        raise ValueError(f"{where}: no such file") from None
+    except (OSError, EOFError, AttributeError) as err:
+        raise ValueError(f"{where}: cannot be read as a .npz ({err.__class__.__name__})") from None
     a, w = np.asarray(a), np.asarray(w)
-    expected_w = f"(m, {d + 1})" if d is not None else "(m, d + 1)"
+    columns = "d + 1" if d is None else str(d + 1)
+    rows = "m" if width is None else str(width)
     if a.ndim != 1 or w.ndim != 2 or w.shape[0] != a.shape[0] or (d is not None and w.shape[1] != d + 1) \
             or (width is not None and a.shape[0] != width):
-        m = width if width is not None else "m"
-        raise ValueError(f"{key}={str(path)!r}: a of shape {a.shape} and w of shape {w.shape}, expected ({m},) "
-                         f"and {expected_w.replace('m', str(m))}")
-    return check_network(key, a, w)
-
+        raise ValueError(f"{where}: a of shape {a.shape} and w of shape {w.shape}, expected ({rows},) and ({rows}, {columns})")
+    return check_network(where, a, w)
