@@ -232,3 +232,67 @@ def test_prox_scheme_runs_through_the_solver(small_problem):
     d = solver.diagnostics()
     assert d["energy"] < 0.5 * solver.energy0
     assert d["balance_drift"] < 0.05     # not invariant for backward Euler, but O(γ²) per step
+
+
+# ----------------------------------------------------------------------------- the command line
+NETWORK = ["model.method=network", "grid.d=1", "grid.n=64", "network.width=64", "time.t_end=5", "fft.threads=1"]
+
+
+def run_cli(settings, tmp_path, monkeypatch, capsys, options=("-o", "net.h5")):
+    from sobolev_flow.run import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["--quiet", *options, "--set", *NETWORK, *settings])
+    return code, capsys.readouterr()
+
+
+def test_cli_writes_the_network_datasets(tmp_path, monkeypatch, capsys):
+    import h5py
+
+    code, out = run_cli(['network.teacher={family="bumps"}', "network.teacher_mass=2.0"], tmp_path, monkeypatch, capsys)
+    assert code == 0, out.err
+    with h5py.File(tmp_path / "net.h5") as f:
+        t = f["snapshots/t"][:]
+        a, w, mu = f["snapshots/output_weights"][:], f["snapshots/input_weights"][:], f["snapshots/mu"][:]
+        loss = f["diagnostics/loss"][:]
+        energy = f["diagnostics/energy"][:]
+    assert a.shape == (len(t), 64) and w.shape == (len(t), 64, 2) and mu.shape == (len(t), 64)
+    # the density estimate carries the mass (1/m) Σ |w_i|² of ν; the loss is the energy and decreases
+    np.testing.assert_allclose(mu.mean(axis=1), np.einsum("tij,tij->t", w, w) / 64, rtol=1e-12)
+    assert np.array_equal(loss, energy) and np.all(np.diff(loss) < 0)
+    np.testing.assert_allclose(a, np.linalg.norm(w, axis=2), atol=1e-6)   # balanced at the start, and it stays so
+
+
+def bad_network_inputs(tmp_path):
+    np.savez(tmp_path / "nan.npz", a=np.ones(64), w=np.column_stack([np.ones(64), np.full(64, np.nan)]))
+    np.savez(tmp_path / "teacher3.npz", a=np.ones(5), w=np.ones((5, 3)))
+    return {
+        "width": (["network.width=0"], r"^error: network\.width=0: expected a value >= 1$"),
+        "d": (["network.d=3"], r"^error: network\.d=3: expected one of 1, 2$"),
+        "non-finite": (["network.init=nan.npz"],
+                       r"^error: network\.init='nan\.npz': w\[0, 1\]=nan is not finite$"),
+        "teacher shape": (["network.teacher=teacher3.npz"],
+                          r"^error: network\.teacher='teacher3\.npz': a of shape \(5,\) and w of shape \(5, 3\), "
+                          r"expected \(m,\) and \(m, 2\)$"),
+        "gamma zero": (["time.scheme=gd", "time.dt=0"], r"^error: time\.dt=0: expected a value > 0$"),
+        "gamma negative": (["time.scheme=prox", "time.dt=-0.5"], r"^error: time\.dt=-0\.5: expected a value > 0$"),
+        "gamma missing": (["time.scheme=gd"], r"^error: time\.scheme='gd': needs the learning rate time\.dt > 0$"),
+        "prox_tol": (["time.scheme=prox", "time.dt=0.5", "network.prox_tol=0"],
+                     r"^error: network\.prox_tol=0: expected a value > 0$"),
+        "density teacher in 2-D": (["network.d=2"], r"^error: network\.teacher='uniform': a density teacher lives "
+                                                    r"on the circle and needs network\.d=1"),
+    }
+
+
+def test_cli_bad_network_input_exits_2_with_one_line_and_touches_nothing(tmp_path, monkeypatch, capsys):
+    import re
+
+    (tmp_path / "net.h5").write_bytes(b"precious")
+    cases = bad_network_inputs(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for name, (settings, pattern) in cases.items():
+        code, out = run_cli(settings, tmp_path, monkeypatch, capsys, options=("--overwrite", "-o", "net.h5"))
+        lines = out.err.strip().splitlines()
+        assert code == 2, (name, out.err)
+        assert len(lines) == 1 and re.search(pattern, lines[0]), (name, out.err)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

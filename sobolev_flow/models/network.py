@@ -479,15 +479,15 @@ def check_network(key, a, w):
 
 
 def directions(width: int, d: int, kind: str, rng=None) -> np.ndarray:
-    """Unit vectors in R^{d+1}: on a grid (d = 1: angles 2π(i + ½)/m; d = 2: the Fibonacci
-    lattice of the sphere) or uniformly at random."""
+    """Unit vectors in R^{d+1}: on a grid (d = 1: angles 2πi/m, the points of an m-point grid of
+    the circle; d = 2: the Fibonacci lattice of the sphere) or uniformly at random."""
     if kind == "random":
         g = rng.standard_normal((width, d + 1))
         return g / np.linalg.norm(g, axis=1)[:, None]
-    i = np.arange(width) + 0.5
     if d == 1:
-        theta = 2 * np.pi * i / width
+        theta = 2 * np.pi * np.arange(width) / width
         return np.column_stack([np.cos(theta), np.sin(theta)])
+    i = np.arange(width) + 0.5
     z = 1 - 2 * i / width
     phi = math.pi * (3 - math.sqrt(5)) * i
     rho = np.sqrt(1 - z * z)
