@@ -81,30 +81,13 @@ def block_memory(m, threads, seed=0):
 
 # ----------------------------------------------------------------------------- (b)
 def convergence(widths, t_end):
-    from sobolev_flow import Solver, Torus, solve
-    from sobolev_flow.kernels import ReluKernel
-    from sobolev_flow.models.network import DensityTeacher, NetworkModel, initial_network
+    from sobolev_flow.validation import network_limit_errors
 
-    grid = Torus((128,))
-    (theta,) = grid.mesh()
-    nu = 1 + 0.4 * np.cos(2 * theta) + 0.3 * np.sin(theta)
-    mu0 = 1 + 0.5 * np.sin(2 * theta + 1) + 0.2 * np.cos(theta)
-    times = np.array([t for t in (0.0, 1.0, 3.0, 10.0, 30.0) if t <= t_end])
-    pde = solve(grid, None, mu0, times, nu=nu, kernel=ReluKernel(), geometry={"name": "wfr", "alpha": 2.0},
-                rtol=1e-11, atol=1e-15).diagnostics
-    energy = np.interp(times, pde["t"], pde["energy"])
-    teacher = DensityTeacher(grid, nu)
-    errors = []
+    times = [t for t in (0.0, 1.0, 3.0, 10.0, 30.0) if t <= t_end]
+    errors, energy = network_limit_errors(widths, times, n=128)
     print("| m | max_t abs(L_m − E) | relative to E(t_end) |\n|---:|---:|---:|")
-    for m in widths:
-        solver = Solver(NetworkModel(*initial_network(m, 1, "density", mu0=mu0, grid=grid), teacher),
-                        scheme="rk4", rtol=1e-11, atol=1e-15)
-        loss = []
-        for t in times:
-            solver.advance(t)
-            loss.append(solver.energy)
-        errors.append(float(np.max(np.abs(np.array(loss) - energy))))
-        print(f"| {m} | {errors[-1]:.3e} | {errors[-1] / energy[-1]:.2e} |")
+    for m, error in zip(widths, errors):
+        print(f"| {m} | {error:.3e} | {error / energy[-1]:.2e} |")
     order = -np.polyfit(np.log(widths), np.log(errors), 1)[0]
     print(f"\nfitted order in m: {order:.2f} (E(0) = {energy[0]:.4e}, E({times[-1]:g}) = {energy[-1]:.4e})")
 

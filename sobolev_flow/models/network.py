@@ -44,7 +44,7 @@ import numpy as np
 from ..grid import Torus
 from ..kernels import ReluKernel
 from ..parallel import SERIAL
-from .base import Monitor, Series
+from .base import ArrayState, Monitor, Series
 from .particles import deposit
 from .spectral import describe_physics, make_geometry
 
@@ -242,7 +242,7 @@ class DensityTeacher:
 
 
 # ============================================================================ the model
-class NetworkModel:
+class NetworkModel(ArrayState):
     """The mean-field gradient flow θ̇_i = −m ∇_{θ_i} L of a two-layer ReLU network (module docstring).
 
     Parameters
@@ -288,18 +288,6 @@ class NetworkModel:
         self.evaluations = 0
         self._cache = (None, None)
 
-    # ------------------------------------------------------------------ the state
-    def empty(self) -> np.ndarray:
-        return np.empty(self._shape)
-
-    def initial_state(self) -> np.ndarray:
-        """The (m, d + 2) initial state [a_i, w_i], handed over once."""
-        state, self._state = self._state, None
-        if state is None:
-            raise RuntimeError("the initial state has been handed over already; build a new model")
-        return state
-
-    linear = None
 
     # ------------------------------------------------------------ loss and gradient
     def potentials(self, u):
@@ -444,19 +432,6 @@ class NetworkModel:
         """d = 1: cell averages of ν on the grid, relative to dm."""
         theta, mass = self.measure(u)
         return deposit(self.grid, theta[:, None], mass)
-
-    def checkpoint(self, u) -> dict:
-        return {"state": np.array(u)}
-
-    @property
-    def checkpoint_layout(self) -> dict:
-        return {"state": (self._shape, "float64")}
-
-    def restore(self, arrays: dict) -> np.ndarray:
-        state = np.asarray(arrays["state"])
-        if state.shape != self._shape:
-            raise ValueError(f"checkpoint state has shape {state.shape}, expected {self._shape}")
-        return state
 
     def describe(self) -> dict:
         return {"name": self.name, **describe_physics(self.kernel, self.geometry), "width": self.width, "d": self.d,

@@ -31,7 +31,7 @@ import numpy as np
 from ..grid import Torus
 from ..kernels import SobolevKernel
 from ..parallel import SERIAL
-from .base import Monitor, Series
+from .base import ArrayState, Monitor, Series
 from .spectral import MASS_RTOL, check_density, describe_physics, kernel_weights, make_geometry
 
 __all__ = ["ParticleModel", "quantiles", "lattice", "sample", "deposit", "INITIALISATIONS"]
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 INITIALISATIONS = ("quantiles", "lattice", "sample")
 
 
-class ParticleModel:
+class ParticleModel(ArrayState):
     """The KMD flow of N weighted particles (module docstring).
 
     Parameters
@@ -119,17 +119,6 @@ class ParticleModel:
         self.evaluations = 0
 
     # ------------------------------------------------------------------ the state
-    def empty(self) -> np.ndarray:
-        return np.empty(self._shape)
-
-    def initial_state(self) -> np.ndarray:
-        """The (N, d) or (N, d + 1) initial state, handed over once."""
-        state, self._state = self._state, None
-        if state is None:
-            raise RuntimeError("the initial state has been handed over already; build a new model")
-        return state
-
-    linear = None
 
     def positions(self, u) -> np.ndarray:
         """The positions wrapped into [0, 2π), a new (N, d) array."""
@@ -236,20 +225,6 @@ class ParticleModel:
     def density(self, u) -> np.ndarray:
         """Cell averages of μ_N on the grid (cells centred on the grid points), relative to dm."""
         return deposit(self.grid, self.positions(u), self.weights(u))
-
-    def checkpoint(self, u) -> dict:
-        return {"state": np.array(u)}
-
-    @property
-    def checkpoint_layout(self) -> dict:
-        return {"state": (self._shape, "float64")}
-
-    def restore(self, arrays: dict) -> np.ndarray:
-        state = np.asarray(arrays["state"])
-        shape = self.checkpoint_layout["state"][0]
-        if state.shape != shape:
-            raise ValueError(f"checkpoint state has shape {state.shape}, expected {shape}")
-        return state
 
     def describe(self) -> dict:
         return {
