@@ -312,3 +312,19 @@ def test_loss_of_wide_networks_converges_to_the_wfr_pde():
     order = -np.polyfit(np.log(widths), np.log(errors), 1)[0]
     assert order >= 3.5, (order, errors)
     assert errors[-1] < 1e-8
+
+
+def test_cli_restart_continues_a_network_run_exactly(tmp_path, monkeypatch, capsys):
+    """A run to t = 3 continued to t = 6 ends where a run straight to t = 6 does (the state is
+    the checkpoint), with the balance kept."""
+    from sobolev_flow import open_run
+
+    settings = ["network.init=random", "network.scale=0.5", 'network.teacher={family="bumps"}']
+    assert run_cli(settings + ["time.t_end=3"], tmp_path, monkeypatch, capsys, options=("-o", "a.h5"))[0] == 0
+    assert run_cli(settings + ["time.t_end=6"], tmp_path, monkeypatch, capsys, options=("--restart", "-o", "a.h5"))[0] == 0
+    assert run_cli(settings + ["time.t_end=6"], tmp_path, monkeypatch, capsys, options=("-o", "b.h5"))[0] == 0
+    a, b = open_run(tmp_path / "a.h5"), open_run(tmp_path / "b.h5")
+    assert a.t[-1] == b.t[-1] == 6.0
+    np.testing.assert_allclose(a.snapshots["input_weights"][-1], b.snapshots["input_weights"][-1], atol=1e-9)
+    assert a.diagnostics["loss"][-1] < 0.5 * a.diagnostics["loss"][0]
+    assert np.max(a.diagnostics["balance_drift"]) < 1e-6
