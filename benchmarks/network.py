@@ -5,7 +5,8 @@ What is measured
 (a) One loss-and-gradient evaluation (:meth:`NetworkModel.loss_and_gradient`) of a width-m
     network on S^1 (d = 1) against a network teacher of width m*: m = 10^4, m* = 10^3 by
     default, row blocks on 2 threads. Reported: the median wall time over repeats, the time per
-    kernel pair (m² + m m* pairs) and the peak of numpy's allocations during the call
+    ordered pair (m² + m m*; the student's pairs are evaluated once for both neurons, so about
+    m²/2 + m m* angles are computed) and the peak of numpy's allocations during the call
     (tracemalloc), which is O(m + m*) vectors plus a few cache-sized blocks: never O(m²).
     At m = 10^5 the blocks' peak is measured on 64 rows (``--huge`` runs the whole evaluation,
     which takes many minutes): the memory stays far below 2 GiB.

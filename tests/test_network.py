@@ -96,6 +96,20 @@ def test_gradient_matches_monte_carlo_over_inputs(rng):
     np.testing.assert_allclose(grad[:, 1:], a[:, None] * (active.T @ x) / len(x) / 5, atol=2e-5 * np.max(np.abs(a)))
 
 
+def test_symmetric_kernel_sums_match_the_general_ones(rng):
+    """Σ_j c_j k(u_i, u_j) from the upper triangle (blocks on 1 or 3 workers, a zero neuron) equals
+    the sum over all ordered pairs."""
+    from sobolev_flow.models.network import relu_kernel_sums
+
+    u, c = rng.standard_normal((301, 3)), rng.standard_normal(301)
+    u[7] = 0.0
+    full_S, full_grad = relu_kernel_sums(u, c, u.copy(), threads=1)
+    for threads, block in [(1, 16), (3, 40)]:
+        S, grad = relu_kernel_sums(u, c, threads=threads, block=block)
+        np.testing.assert_allclose(S, full_S, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(grad, full_grad, rtol=0, atol=1e-13)
+
+
 def test_density_teacher_matches_quadrature(rng, density_teacher):
     """f*(x) = ∫ (ŵ(θ)·x)_+ ν*(θ) dm by a fine midpoint rule; ½ E f*² and the loss of a network
     student against it by quadrature over inputs; its gradient by finite differences."""

@@ -68,7 +68,7 @@ def relu_features(x, w) -> np.ndarray:
     return np.maximum(np.asarray(x) @ np.asarray(w).T, 0.0)
 
 
-def relu_kernel_sums(u, c, v, *, threads=1, block=None):
+def relu_kernel_sums(u, c, v=None, *, threads=1, block=None):
     """S_i = Σ_j c_j k(u_i, v_j) and ∇S_i = Σ_j c_j ∇_u k(u_i, v_j) for the arc-cosine kernel.
 
     With φ_ij = ∠(u_i, v_j),
@@ -83,9 +83,12 @@ def relu_kernel_sums(u, c, v, *, threads=1, block=None):
     ----------
     u : ndarray, shape (m, d + 1)
     c : ndarray, shape (n,)
-    v : ndarray, shape (n, d + 1)
+    v : ndarray, shape (n, d + 1), optional
+        Default: v = u (then n = m), and each pair's angle is computed once for both of its
+        neurons (the upper triangle only: half the work).
     threads : int
-        Row blocks evaluated concurrently (numpy releases the GIL in its loops).
+        Workers over the row blocks (numpy releases the GIL in its loops); each sums into its
+        own O(m) arrays.
     block : int, optional
         Rows per block (default: work arrays of about :data:`BLOCK_BYTES`, at least 16 rows; the
         memory is O(block × n), never O(m × n)).
@@ -95,38 +98,51 @@ def relu_kernel_sums(u, c, v, *, threads=1, block=None):
     S : ndarray, shape (m,)
     grad : ndarray, shape (m, d + 1)
     """
-    u, v, c = np.asarray(u, dtype=float), np.asarray(v, dtype=float), np.asarray(c, dtype=float)
-    dim = u.shape[1]
+    symmetric = v is None
+    u, c = np.asarray(u, dtype=float), np.asarray(c, dtype=float)
+    v = u if symmetric else np.asarray(v, dtype=float)
+    m, dim = u.shape
     ru, rv = np.linalg.norm(u, axis=1), np.linalg.norm(v, axis=1)
     uhat = u / np.where(ru > 0, ru, 1.0)[:, None]
-    vhat = v / np.where(rv > 0, rv, 1.0)[:, None]
+    vhat = uhat if symmetric else v / np.where(rv > 0, rv, 1.0)[:, None]
     crv = c * rv
     cv = c[:, None] * v
-    S = np.empty(len(u))
-    grad = np.empty_like(u)
     if block is None:
         block = max(16, BLOCK_BYTES // (8 * max(1, len(v))))
+    starts = list(range(0, m, block))
+    workers = max(1, min(threads, len(starts)))
 
-    def rows(start):
-        stop = min(start + block, len(u))
-        cos = np.clip(uhat[start:stop] @ vhat.T, -1.0, 1.0)
-        phi = np.arccos(cos)
-        np.subtract(math.pi, phi, out=phi)                       # π − φ
-        sin = np.sqrt(np.maximum(1.0 - cos * cos, 0.0))
-        grad[start:stop] = phi @ cv + (sin @ crv)[:, None] * uhat[start:stop]
-        np.multiply(phi, cos, out=cos)
-        cos += sin                                                # sin φ + (π − φ) cos φ
-        S[start:stop] = ru[start:stop] * (cos @ crv)
+    def work(first):
+        S, grad = np.zeros(m), np.zeros((m, dim))
+        for start in starts[first::workers]:
+            stop = min(start + block, m)
+            low = start if symmetric else 0          # symmetric: the columns j ≥ start
+            cos = np.clip(uhat[start:stop] @ vhat[low:].T, -1.0, 1.0, out=None)
+            phi = np.arccos(cos)
+            np.subtract(math.pi, phi, out=phi)                        # π − φ
+            sin = np.multiply(cos, cos)
+            np.subtract(1.0, sin, out=sin)
+            np.maximum(sin, 0.0, out=sin)
+            np.sqrt(sin, out=sin)
+            np.multiply(phi, cos, out=cos)
+            cos += sin                                                # F = sin φ + (π − φ) cos φ
+            S[start:stop] += cos @ crv[low:]
+            grad[start:stop] += phi @ cv[low:] + (sin @ crv[low:])[:, None] * uhat[start:stop]
+            if symmetric and stop < m:                                # the pairs (j, i), j ≥ stop
+                k = stop - low
+                S[stop:] += crv[start:stop] @ cos[:, k:]
+                grad[stop:] += phi[:, k:].T @ cv[start:stop] + (crv[start:stop] @ sin[:, k:])[:, None] * uhat[stop:]
+        return S, grad
 
-    starts = range(0, len(u), block)
-    if threads > 1 and len(starts) > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(rows, starts))
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(work, range(workers)))
     else:
-        for start in starts:
-            rows(start)
+        parts = [work(0)]
+    S = sum(part[0] for part in parts)
+    grad = sum(part[1] for part in parts)
     scale = 1.0 / (2 * math.pi * dim)
-    return S * scale, grad * scale
+    return ru * S * scale, grad * scale
 
 
 def relu_coefficients(n) -> np.ndarray:
@@ -149,7 +165,7 @@ class NetworkTeacher:
         self.d = self.w.shape[1] - 1
         self.width = len(self.a)
         self.threads = threads
-        S, _ = relu_kernel_sums(self.w, self.a / self.width, self.w, threads=threads)
+        S, _ = relu_kernel_sums(self.w, self.a / self.width, threads=threads)
         #: ½ E f*² = ½ (1/m*²) Σ_jl a*_j a*_l k(w*_j, w*_l)
         self.energy = 0.5 * float(self.a @ S) / self.width
         #: the mass (1/m*) Σ |a*_j| |w*_j| (for a balanced teacher on the circle, that of its measure)
@@ -293,7 +309,7 @@ class NetworkModel(ArrayState):
     def potentials(self, u):
         """G(w_i) = E_x[(f − f*)(x)(w_i·x)_+], ∇G(w_i) and the loss L at the state u."""
         a, w = u[:, 0], u[:, 1:]
-        S, grad_S = relu_kernel_sums(w, a / self.width, w, threads=self.threads)
+        S, grad_S = relu_kernel_sums(w, a / self.width, threads=self.threads)
         T, grad_T = self.teacher.potential(w)
         loss = float(a @ (0.5 * S - T)) / self.width + self.teacher.energy
         return S - T, grad_S - grad_T, loss
