@@ -269,12 +269,20 @@ class NetworkModel(ArrayState):
         Input weights at t = 0.
     teacher : NetworkTeacher or DensityTeacher
     grid : Torus, optional
-        For d = 1, the grid of the density estimate of ν = (1/m) Σ |w_i|² δ_{θ_i} written as a snapshot
-        (default 256 points).
+        A 1-D grid: for d = 1 that of the density estimate of ν = (1/m) Σ |w_i|² δ_{θ_i} written as a
+        snapshot (default 256 points).
     threads : int
         Row blocks of the kernel sums evaluated concurrently.
     prox_tol : float
-        Gradient tolerance of the inner solver of the proximal step (:meth:`proximal`).
+        Tolerance of the proximal step's inner solver: max_i |θ_i − u_i + h m ∇_{θ_i} L| (:meth:`proximal`).
+
+    Attributes
+    ----------
+    stiffness : float
+        An estimate of the spectral radius of the linearisation of −m∇L, with which the solver keeps
+        explicit steps stable: the trace bound mean(a²/2 + |w|²/(2(d + 1))) of the Gram part plus a
+        bound (1 + 2 max|a_i|/|w_i|)/(d + 1) of the curvature of a_i G(w_i), per unit of
+        max(mean(a² + |w|²)/2, teacher mass).
     """
 
     name = "network"
@@ -293,7 +301,7 @@ class NetworkModel(ArrayState):
         self.threads = max(1, int(threads))
         self.prox_tol = float(prox_tol)
         self.layout = SERIAL
-        self.grid = grid if grid is not None else (Torus((256,)) if self.d == 1 else None)
+        self.grid = grid if grid is not None else Torus((256,))
         self._shape = (self.width, self.d + 2)
         self._state = np.column_stack([a, w])
         self.balance0 = a**2 - np.einsum("ij,ij->i", w, w)
@@ -303,7 +311,6 @@ class NetworkModel(ArrayState):
         self.stiffness = scale * (0.5 + (1 + 2 * min(ratio, 1e6)) / (self.d + 1))
         self.evaluations = 0
         self._cache = (None, None)
-
 
     # ------------------------------------------------------------ loss and gradient
     def potentials(self, u):

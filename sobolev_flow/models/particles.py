@@ -119,7 +119,6 @@ class ParticleModel(ArrayState):
         self.evaluations = 0
 
     # ------------------------------------------------------------------ the state
-
     def positions(self, u) -> np.ndarray:
         """The positions wrapped into [0, 2π), a new (N, d) array."""
         return np.mod(u[:, :self.d], 2 * np.pi)
