@@ -10,7 +10,8 @@ Sections and keys (defaults in brackets)::
     [particles]   n [1000], init ["auto": quantiles in 1-D, lattice otherwise; or "sample", or a
                   .npy path], seed [0], weights [none: equal; or a .npy path], modes [64],
                   evaluator ["auto"], tol [1e-9]   (used when model.method = "particles")
-    [network]     width [256], d [1], teacher ["uniform": a density spec on the circle, or a .npz of a, w],
+    [network]     width [256], d [1], teacher ["uniform": a density spec on the circle, a .npz of a, w, or
+                  {family = "network", width, seed, scale, balanced}],
                   teacher_mass [1.0], init ["grid"; "random", "density" or a .npz], scale [1.0],
                   balanced [true], seed [0], prox_tol [1e-10]   (used when model.method = "network")
     [time]        t_end [200.0], scheme ["auto": etdrk4 on the grid, rk4 for particles and networks; gd, prox], rtol [1e-6], atol [1e-12], dt [adaptive],
@@ -209,8 +210,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "network": {
         "width": Key(256, integer(1), "number m of neurons"),
         "d": Key(1, choice(1, 2), "inputs uniform on the sphere S^d"),
-        "teacher": Key("uniform", density_spec, "a density spec on the circle (d = 1; on the [grid] of n points) "
-                                                "or a .npz with arrays a (m*,) and w (m*, d + 1)"),
+        "teacher": Key("uniform", density_spec, "a density spec on the circle (d = 1; on the [grid] of n points), "
+                                                "a .npz with arrays a (m*,) and w (m*, d + 1), or a random network "
+                                                "{family = \"network\", width, seed, scale, balanced}"),
         "teacher_mass": Key(1.0, positive, "mass M* of a density teacher: ν* = M* × the (mean-1) density"),
         "init": Key("grid", string, "directions on a grid, random, density (d = 1: |w_i|² = μ0(θ_i) from "
                                     "initial.density), or a .npz with a (m,) and w (m, d + 1)"),

@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from . import __version__
-from .config import ConfigError, grid_shape, load, resolve, schedule_times
+from .config import ConfigError, boolean, grid_shape, integer, load, positive, resolve, schedule_times
 from .grid import Torus
 from .initial import density, spectrum_exponent
 from .kernels import make_kernel
@@ -253,6 +253,8 @@ def network_model(cfg, base_dir) -> NetworkModel:
         if isinstance(p["teacher"], str) and p["teacher"].endswith(".npz"):
             teacher = NetworkTeacher(*load_network("network.teacher", _path(p["teacher"], base_dir), d=d,
                                                    label=p["teacher"]), threads=threads)
+        elif isinstance(p["teacher"], dict) and p["teacher"]["family"] == "network":
+            teacher = NetworkTeacher(*initial_network(d=d, **random_teacher(p["teacher"])), threads=threads)
         elif d != 1:
             raise ConfigError(f"network.teacher={p['teacher']!r}: a density teacher lives on the circle and needs "
                               f"network.d=1, got network.d={d}; give a .npz network")
@@ -277,6 +279,23 @@ def network_model(cfg, base_dir) -> NetworkModel:
         raise
     except ValueError as err:
         raise ConfigError(str(err)) from None
+
+
+#: Parameters of a random teacher network, ``network.teacher = {family = "network", ...}``.
+TEACHER_NETWORK = {"width": (10, integer(1)), "seed": (0, integer(0)), "scale": (1.0, positive),
+                   "balanced": (True, boolean)}
+
+
+def random_teacher(spec) -> dict:
+    """The checked keyword arguments of :func:`initial_network` for a random teacher network: random
+    directions, |w*_j| = scale, a*_j = |w*_j| (balanced) or scale × N(0, 1)."""
+    unknown = sorted(set(spec) - set(TEACHER_NETWORK) - {"family"})
+    if unknown:
+        raise ConfigError(f"network.teacher.{unknown[0]}: unknown parameter of the network family; valid: "
+                          f"{', '.join(TEACHER_NETWORK)}")
+    out = {name: convert(f"network.teacher.{name}", spec.get(name, default))
+           for name, (default, convert) in TEACHER_NETWORK.items()}
+    return {"init": "random", **out}
 
 
 def _path(path, base_dir) -> pathlib.Path:

@@ -277,6 +277,19 @@ def test_cli_writes_the_network_datasets(tmp_path, monkeypatch, capsys):
     np.testing.assert_allclose(a, np.linalg.norm(w, axis=2), atol=1e-6)   # balanced at the start, and it stays so
 
 
+def test_cli_trains_a_network_on_the_sphere_against_a_random_teacher(tmp_path, monkeypatch, capsys):
+    import h5py
+
+    code, out = run_cli(["network.d=2", "network.width=40", "network.init=random", "network.scale=0.5",
+                         'network.teacher={family="network", width=5, seed=2, scale=2.0}'], tmp_path, monkeypatch,
+                        capsys)
+    assert code == 0, out.err
+    with h5py.File(tmp_path / "net.h5") as f:
+        assert f["snapshots/input_weights"].shape[1:] == (40, 3) and "mu" not in f["snapshots"]
+        loss, drift = f["diagnostics/loss"][:], f["diagnostics/balance_drift"][:]
+    assert loss[-1] < 0.5 * loss[0] and np.max(drift) < 1e-6
+
+
 def bad_network_inputs(tmp_path):
     np.savez(tmp_path / "nan.npz", a=np.ones(64), w=np.column_stack([np.ones(64), np.full(64, np.nan)]))
     np.savez(tmp_path / "teacher3.npz", a=np.ones(5), w=np.ones((5, 3)))
@@ -293,6 +306,8 @@ def bad_network_inputs(tmp_path):
         "gamma missing": (["time.scheme=gd"], r"^error: time\.scheme='gd': needs the learning rate time\.dt > 0$"),
         "prox_tol": (["time.scheme=prox", "time.dt=0.5", "network.prox_tol=0"],
                      r"^error: network\.prox_tol=0: expected a value > 0$"),
+        "teacher width": (['network.teacher={family="network", width=0}'],
+                          r"^error: network\.teacher\.width=0: expected a value >= 1$"),
         "density teacher in 2-D": (["network.d=2"], r"^error: network\.teacher='uniform': a density teacher lives "
                                                     r"on the circle and needs network\.d=1"),
     }
