@@ -299,12 +299,13 @@ def random_teacher(spec) -> dict:
 
 
 def _path(path, base_dir) -> pathlib.Path:
+    """``path``, relative to ``base_dir`` unless it is absolute."""
     return pathlib.Path(path) if pathlib.Path(path).is_absolute() else pathlib.Path(base_dir) / path
 
 
 def load_array(key, path, base_dir) -> np.ndarray:
     """A .npy file (relative to ``base_dir``) as an array; one-line errors name the key."""
-    full = pathlib.Path(path) if pathlib.Path(path).is_absolute() else pathlib.Path(base_dir) / path
+    full = _path(path, base_dir)
     try:
         return np.load(full, allow_pickle=False)
     except FileNotFoundError:
