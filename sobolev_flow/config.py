@@ -10,7 +10,11 @@ Sections and keys (defaults in brackets)::
     [particles]   n [1000], init ["auto": quantiles in 1-D, lattice otherwise; or "sample", or a
                   .npy path], seed [0], weights [none: equal; or a .npy path], modes [64],
                   evaluator ["auto"], tol [1e-9]   (used when model.method = "particles")
-    [time]        t_end [200.0], scheme ["auto": etdrk4 on the grid, rk4 for particles], rtol [1e-6], atol [1e-12], dt [adaptive],
+    [network]     width [256], d [1], teacher ["uniform": a density spec on the circle, a .npz of a, w, or
+                  {family = "network", width, seed, scale, balanced}],
+                  teacher_mass [1.0], init ["grid"; "random", "density" or a .npz], scale [1.0],
+                  balanced [true], seed [0], prox_tol [1e-10]   (used when model.method = "network")
+    [time]        t_end [200.0], scheme ["auto": etdrk4 on the grid, rk4 for particles and networks; gd, prox], rtol [1e-6], atol [1e-12], dt [adaptive],
                   cfl [0.5], dt_max [inf], max_steps [none]
     [output]      path ["sobolev_flow_run.h5"], snapshots [geometric], diagnostics [geometric, denser],
                   checkpoint_seconds [300.0], checkpoint_steps [none]
@@ -183,7 +187,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "dealias": Key("3/2", choice("3/2", "2/3"), "3/2 padding or 2/3 truncation"),
     },
     "model": {
-        "method": Key("grid", choice("grid", "particles"), "a density on the grid, or particles"),
+        "method": Key("grid", choice("grid", "particles", "network"), "a density on the grid, particles, or a network"),
         "s": Key(2.0, positive, "Sobolev order s of the energy ½‖μ − ν‖²_{Ḣ^{-s}}"),
         "kernel": Key(None, optional(named_table("kernel")), "kernel of the discrepancy (default: Sobolev, order s)"),
         "geometry": Key("wasserstein", named_table("geometry"), "wasserstein, or {name = \"wfr\", alpha = 2.0}"),
@@ -202,6 +206,20 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "modes": Key(64, integer(1), "mode cut-off K of the NUFFT evaluator (|k_j| <= K)"),
         "evaluator": Key("auto", choice("auto", "nufft", "direct", "sorted"), "how ψ and ∇ψ are evaluated"),
         "tol": Key(1e-9, positive, "NUFFT tolerance"),
+    },
+    "network": {
+        "width": Key(256, integer(1), "number m of neurons"),
+        "d": Key(1, choice(1, 2), "inputs uniform on the sphere S^d"),
+        "teacher": Key("uniform", density_spec, "a density spec on the circle (d = 1; on the [grid] of n points), "
+                                                "a .npz with arrays a (m*,) and w (m*, d + 1), or a random network "
+                                                "{family = \"network\", width, seed, scale, balanced}"),
+        "teacher_mass": Key(1.0, positive, "mass M* of a density teacher: ν* = M* × the (mean-1) density"),
+        "init": Key("grid", string, "directions on a grid, random, density (d = 1: |w_i|² = μ0(θ_i) from "
+                                    "initial.density), or a .npz with a (m,) and w (m, d + 1)"),
+        "scale": Key(1.0, positive, "|w_i| at t = 0 (for init = density: a factor of μ0)"),
+        "balanced": Key(True, boolean, "a_i = |w_i| (else a_i = scale × N(0, 1))"),
+        "seed": Key(0, integer(0), "seed of init = random and of unbalanced output weights"),
+        "prox_tol": Key(1e-10, positive, "tolerance of the proximal step's inner solver (time.scheme = prox)"),
     },
     "time": {
         "t_end": Key(200.0, positive, "final time"),
@@ -329,6 +347,8 @@ def _cross_check(cfg):
     grid = cfg["grid"]
     if isinstance(grid["n"], list) and len(grid["n"]) != grid["d"]:
         raise ConfigError(f"grid.n={grid['n']!r}: expected {grid['d']} entries (grid.d={grid['d']})")
+    if cfg["time"]["scheme"] in ("gd", "prox") and cfg["time"]["dt"] is None:
+        raise ConfigError(f"time.scheme={cfg['time']['scheme']!r}: needs the learning rate time.dt > 0")
     if cfg["time"]["dt"] is not None and cfg["time"]["dt"] > cfg["time"]["t_end"]:
         raise ConfigError(f"time.dt={cfg['time']['dt']!r}: larger than time.t_end={cfg['time']['t_end']!r}")
     for name in ("snapshots", "diagnostics"):

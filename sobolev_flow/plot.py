@@ -110,6 +110,15 @@ def _field(run, i, name="mu"):
     return field if field.ndim <= 2 else field[..., 0]
 
 
+def _uniform_target(run):
+    """The level of a uniform target (for a network run: a uniform teacher density of its mass), or None."""
+    cfg = run.config
+    if (run.model or {}).get("name") == "network":
+        teacher = cfg["network"]["teacher"]
+        return float(cfg["network"]["teacher_mass"]) if teacher == "uniform" else None
+    return 1.0 if cfg["model"]["target"] == "uniform" else None
+
+
 def _is_particles(run):
     return (run.model or {}).get("name") == "particles" and bool(run.snapshots) and "positions" in run.snapshots
 
@@ -153,8 +162,9 @@ def _plot_curves(run, ax, indices):
         colour = cmap(0.92 * j / max(1, len(indices) - 1))
         ax.plot(x, _field(run, i), color=colour, lw=1.5, label=f"$t = {_number(run.t[i])}$", gid=f"density:{i}",
                 drawstyle="steps-mid" if particles else "default")
-    if run.config["model"]["target"] == "uniform":
-        ax.axhline(1.0, color="0.4", ls=":", lw=1, label=r"target $\nu \equiv 1$")
+    level = _uniform_target(run)
+    if level is not None:
+        ax.axhline(level, color="0.4", ls=":", lw=1, label=rf"target $\nu \equiv {_number(level)}$")
     ax.set_xlim(0, 2 * np.pi)
     ax.set_xlabel(r"$x \in [0, 2\pi)$")
     what = "density estimate" if particles else "density"
@@ -375,8 +385,9 @@ def movie(run, path, fps=4, dpi=100):
         fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
         (line,) = ax.plot(run.coordinates[0], fields[0], color=PALETTE[0], lw=1.6,
                           drawstyle="steps-mid" if _is_particles(run) else "default")
-        if run.config["model"]["target"] == "uniform":
-            ax.axhline(1.0, color="0.4", ls=":", lw=1, label=r"target $\nu \equiv 1$")
+        level = _uniform_target(run)
+        if level is not None:
+            ax.axhline(level, color="0.4", ls=":", lw=1, label=rf"target $\nu \equiv {_number(level)}$")
             ax.legend(loc="upper right", fontsize="small")
         pad = 0.05 * (high - low or 1.0)
         ax.set_xlim(0, 2 * np.pi)

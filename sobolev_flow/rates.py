@@ -405,6 +405,8 @@ def describe(run, math=False) -> str:
     else:
         flow = "Wasserstein flow" + (f" ({key[:-2]})" if key else "")
     d, n = cfg["grid"]["d"], cfg["grid"]["n"]
+    if model.get("name") == "network":
+        return _describe_network(cfg, model, flow, kernel_words, sym, math)
     torus = sym(f"T^{d}", r"\mathbb{T}^" + str(d))
     if model.get("name") == "particles":
         count = model.get("particles", cfg["particles"]["n"])
@@ -418,6 +420,23 @@ def describe(run, math=False) -> str:
         target_words = "non-uniform, " + _density_words(target, sym)
     first = f"{d}-D {flow} of {energy} {kernel_words}"
     second = f"{where}; initial data: {_density_words(cfg['initial']['density'], sym)}; target: {target_words}"
+    return f"{first}\n{second}" if math else f"{first}, {second}"
+
+
+def _describe_network(cfg, model, flow, kernel_words, sym, math) -> str:
+    """A network run in words: its width, inputs, teacher and initialisation."""
+    net = cfg["network"]
+    d = model.get("d", net["d"])
+    sphere = sym(f"S^{d}", "S^" + str(d))
+    first = f"Mean-field training of a two-layer ReLU network of width {model.get('width', net['width'])} on {sphere}"
+    if d == 1:
+        first += f": the {flow} of the loss {kernel_words}"
+    teacher = net["teacher"]
+    if isinstance(teacher, str) and teacher.endswith(".npz"):
+        teacher_words = "a network from " + _escape(repr(teacher), sym)
+    else:
+        teacher_words = f"a density of mass {net['teacher_mass']:g}, " + _density_words(teacher, sym)
+    second = f"teacher: {teacher_words}; init: {_escape(str(net['init']), sym)}, scale {net['scale']:g}"
     return f"{first}\n{second}" if math else f"{first}, {second}"
 
 

@@ -25,10 +25,12 @@ import time
 import numpy as np
 
 from . import __version__
-from .config import ConfigError, grid_shape, load, resolve, schedule_count, schedule_times
+from .config import ConfigError, boolean, grid_shape, integer, load, positive, resolve, schedule_count, schedule_times
 from .grid import Torus
 from .initial import density, spectrum_exponent
 from .kernels import make_kernel
+from .models.network import (INITIALISATIONS as NETWORK_INITIALISATIONS, DensityTeacher, NetworkModel, NetworkTeacher,
+                             initial_network, load_network)
 from .models.particles import INITIALISATIONS, ParticleModel, lattice, quantiles, sample
 from .models.spectral import SpectralModel, check_inputs, make_geometry, memory_estimate
 from .solver import Solver, check_memory
@@ -42,10 +44,10 @@ from .trackers import (CheckpointTracker, DiagnosticsTracker, InterruptTracker, 
 log = logging.getLogger("sobolev_flow.run")
 
 #: Sections that define the problem: a restart must not change them.
-IDENTITY = ("grid", "model", "initial", "particles")
+IDENTITY = ("grid", "model", "initial", "particles", "network")
 
 #: The scheme ``time.scheme = "auto"`` stands for, per model.method.
-AUTO_SCHEMES = {"grid": "etdrk4", "particles": "rk4"}
+AUTO_SCHEMES = {"grid": "etdrk4", "particles": "rk4", "network": "rk4"}
 
 
 def parse(argv):
@@ -222,18 +224,20 @@ def build(cfg, base_dir, comm=None, wisdom_only=False, check_only=False) -> Solv
     t, fft = cfg["time"], cfg["fft"]
     if particles:
         model = particle_model(cfg, grid, kernel, geometry, mu0, nu, base_dir)
-        if check_only:
-            scheme.stepper(model)  # an exponential or IMEX scheme needs a linear part
-            return None
+    elif cfg["model"]["method"] == "network":
+        model = network_model(cfg, base_dir)
     elif check_only:
         check_inputs(grid, mu0, nu, kernel, geometry.alpha, cfg["initial"]["normalize"])
         return None
     else:
         model = SpectralModel(grid, mu0, nu, kernel=kernel, geometry=geometry, stabilisation=cfg["model"]["stabilisation"],
-                          normalize=cfg["initial"]["normalize"], orders=sobolev_orders(cfg),
-                          spectrum=spectrum_exponent(cfg["initial"]["density"], grid.d), comm=comm,
-                          decomposition=fft["decomposition"], fft_backend=fft["backend"],
+                              normalize=cfg["initial"]["normalize"], orders=sobolev_orders(cfg),
+                              spectrum=spectrum_exponent(cfg["initial"]["density"], grid.d), comm=comm,
+                              decomposition=fft["decomposition"], fft_backend=fft["backend"],
                               threads=fft["threads"] or None, fft_effort=fft["effort"], fft_wisdom_only=wisdom_only)
+    if check_only:  # particles and networks plan nothing; an exponential or IMEX scheme needs a linear part
+        scheme.stepper(model)
+        return None
     return Solver(model, scheme=scheme.name, rtol=t["rtol"], atol=t["atol"], dt=t["dt"], cfl=t["cfl"],
                   dt_max=t["dt_max"], max_steps=t["max_steps"])
 
@@ -265,9 +269,72 @@ def particle_model(cfg, grid, kernel, geometry, mu0, nu, base_dir) -> ParticleMo
                          threads=cfg["fft"]["threads"] or 1)
 
 
+def network_model(cfg, base_dir) -> NetworkModel:
+    """The network of ``[network]``: a teacher (a density on the circle of ``grid.n`` points, or a
+    .npz network) and initial weights (a grid or random directions, μ0 for init = density, or a .npz).
+    The density estimate of ν for d = 1 is written on the same 1-D grid."""
+    p = cfg["network"]
+    d, width = p["d"], p["width"]
+    n = cfg["grid"]["n"]
+    circle = Torus((n[0] if isinstance(n, list) else n,))
+    threads = cfg["fft"]["threads"] or 1
+    try:
+        if isinstance(p["teacher"], str) and p["teacher"].endswith(".npz"):
+            teacher = NetworkTeacher(*load_network("network.teacher", _path(p["teacher"], base_dir), d=d,
+                                                   label=p["teacher"]), threads=threads)
+        elif isinstance(p["teacher"], dict) and p["teacher"]["family"] == "network":
+            teacher = NetworkTeacher(*initial_network(d=d, **random_teacher(p["teacher"])), threads=threads)
+        elif d != 1:
+            raise ConfigError(f"network.teacher={p['teacher']!r}: a density teacher lives on the circle and needs "
+                              f"network.d=1, got network.d={d}; give a .npz network")
+        else:
+            nu = p["teacher_mass"] * density(p["teacher"], circle, name="network.teacher", base_dir=base_dir)
+            teacher = DensityTeacher(circle, nu)
+        init = p["init"]
+        if init.endswith(".npz"):
+            a, w = load_network("network.init", _path(init, base_dir), d=d, width=width, label=init)
+        elif init in NETWORK_INITIALISATIONS:
+            mu0 = None
+            if init == "density":
+                if d != 1:
+                    raise ConfigError(f"network.init='density': needs network.d=1, got network.d={d}")
+                mu0 = density(cfg["initial"]["density"], circle, name="initial.density", base_dir=base_dir)
+            a, w = initial_network(width, d, init, scale=p["scale"], balanced=p["balanced"], seed=p["seed"],
+                                   mu0=mu0, grid=circle)
+        else:
+            raise ConfigError(f"network.init={init!r}: expected one of {', '.join(NETWORK_INITIALISATIONS)} or a .npz path")
+        return NetworkModel(a, w, teacher, grid=circle, threads=threads, prox_tol=p["prox_tol"])
+    except ConfigError:
+        raise
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+#: Parameters of a random teacher network, ``network.teacher = {family = "network", ...}``.
+TEACHER_NETWORK = {"width": (10, integer(1)), "seed": (0, integer(0)), "scale": (1.0, positive),
+                   "balanced": (True, boolean)}
+
+
+def random_teacher(spec) -> dict:
+    """The checked keyword arguments of :func:`initial_network` for a random teacher network: random
+    directions, |w*_j| = scale, a*_j = |w*_j| (balanced) or scale × N(0, 1)."""
+    unknown = sorted(set(spec) - set(TEACHER_NETWORK) - {"family"})
+    if unknown:
+        raise ConfigError(f"network.teacher.{unknown[0]}: unknown parameter of the network family; valid: "
+                          f"{', '.join(TEACHER_NETWORK)}")
+    out = {name: convert(f"network.teacher.{name}", spec.get(name, default))
+           for name, (default, convert) in TEACHER_NETWORK.items()}
+    return {"init": "random", **out}
+
+
+def _path(path, base_dir) -> pathlib.Path:
+    """``path``, relative to ``base_dir`` unless it is absolute."""
+    return pathlib.Path(path) if pathlib.Path(path).is_absolute() else pathlib.Path(base_dir) / path
+
+
 def load_array(key, path, base_dir) -> np.ndarray:
     """A .npy file (relative to ``base_dir``) as an array; one-line errors name the key."""
-    full = pathlib.Path(path) if pathlib.Path(path).is_absolute() else pathlib.Path(base_dir) / path
+    full = _path(path, base_dir)
     try:
         return np.load(full, allow_pickle=False)
     except FileNotFoundError:

@@ -378,3 +378,56 @@ class _ExponentialRKStepper(_Stepper):
         np.multiply(expo_h, u, out=n[1])
         out += n[1]
         return out
+
+
+# ============================================================================ training schemes
+# First-order schemes of network training at a fixed learning rate γ (the solver's fixed step,
+# ``time.dt``). The accuracy studies of the integrators (observed orders, exact solutions, linear
+# rates) iterate over the other schemes; these two are checked against the gradient flow instead.
+@dataclass(frozen=True)
+class ProximalPoint:
+    """The proximal-point method u ← argmin_v E(v) + (1/2h)‖v − u‖² (backward Euler for u̇ = −∇E):
+    the model's ``proximal(u, h, out)`` solves the inner problem, to its documented tolerance."""
+
+    name: str
+    order: int
+    c: tuple
+    reference: str
+    real_stability: float = math.inf
+
+    family = "proximal"
+
+    def stepper(self, model):
+        return _ProximalStepper(self, model)
+
+
+class _ProximalStepper:
+    """``step(u, h, n0, out)``: out ← the model's proximal step of size h from u (n0 is not used)."""
+
+    evaluations_per_step = 1
+
+    def __init__(self, scheme, model):
+        if not hasattr(model, "proximal"):
+            raise ValueError(f"scheme={scheme.name!r}: needs a model with a proximal step (model.method='network'), "
+                             f"got {getattr(model, 'name', type(model).__name__)!r}")
+        self.scheme, self.model = scheme, model
+
+    def step(self, u, h, n0, out):
+        self.model.proximal(u, h, out)
+        return out
+
+
+register(ExplicitRK(
+    name="gd", order=1,
+    c=(0,), a=((),), b=(1,),
+    real_stability=2.0,
+    reference="forward Euler; with a fixed step γ it is gradient descent θ ← θ − γ m∇L at learning rate γ",
+))
+
+register(ProximalPoint(
+    name="prox", order=1, c=(0,),
+    reference="backward Euler as the proximal-point method (Rockafellar, SIAM J. Control Optim. 14 (1976) 877-898)",
+))
+
+#: Schemes for training at a fixed learning rate, left out of the integrators' accuracy studies.
+TRAINING_SCHEMES = ("gd", "prox")

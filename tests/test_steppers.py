@@ -32,7 +32,7 @@ def test_phi_zero_is_the_exponential():
 
 def test_registry_lists_the_required_schemes():
     assert {"rk4", "etdrk4", "ars222"} <= set(SCHEMES)
-    assert {s.family for s in SCHEMES.values()} == {"explicit", "imex", "exponential"}
+    assert {s.family for s in SCHEMES.values()} == {"explicit", "imex", "exponential", "proximal"}
     for name, scheme in SCHEMES.items():
         assert get_scheme(name) is scheme and scheme.reference
 

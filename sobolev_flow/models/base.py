@@ -42,7 +42,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Series", "Monitor", "SOLVER_SERIES"]
+import numpy as np
+
+__all__ = ["Series", "Monitor", "SOLVER_SERIES", "ArrayState"]
 
 
 @dataclass(frozen=True)
@@ -97,3 +99,34 @@ SOLVER_SERIES = (
     Series("dissipation", "1", "D = −dE/dt"),
     Series("energy_balance", "1", "E(t) − E(0) + ∫_0^t D dt', zero for the exact semi-discrete flow"),
 )
+
+
+class ArrayState:
+    """The state handling of an explicit model whose state is one float array of shape
+    ``self._shape``, built at construction in ``self._state`` (particles, networks): no linear
+    part, buffers, a one-time hand-over of the initial state, and checkpoints of the whole array."""
+
+    linear = None
+
+    def empty(self) -> np.ndarray:
+        return np.empty(self._shape)
+
+    def initial_state(self) -> np.ndarray:
+        """The initial state, handed over once."""
+        state, self._state = self._state, None
+        if state is None:
+            raise RuntimeError("the initial state has been handed over already; build a new model")
+        return state
+
+    def checkpoint(self, u) -> dict:
+        return {"state": np.array(u)}
+
+    @property
+    def checkpoint_layout(self) -> dict:
+        return {"state": (self._shape, "float64")}
+
+    def restore(self, arrays: dict) -> np.ndarray:
+        state = np.asarray(arrays["state"])
+        if state.shape != self._shape:
+            raise ValueError(f"checkpoint state has shape {state.shape}, expected {self._shape}")
+        return state

@@ -31,10 +31,10 @@ import numpy as np
 from ..grid import Torus
 from ..kernels import SobolevKernel
 from ..parallel import SERIAL
-from .base import Monitor, Series
+from .base import ArrayState, Monitor, Series
 from .spectral import MASS_RTOL, check_density, describe_physics, kernel_weights, make_geometry
 
-__all__ = ["ParticleModel", "quantiles", "lattice", "sample", "INITIALISATIONS"]
+__all__ = ["ParticleModel", "quantiles", "lattice", "sample", "deposit", "INITIALISATIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 INITIALISATIONS = ("quantiles", "lattice", "sample")
 
 
-class ParticleModel:
+class ParticleModel(ArrayState):
     """The KMD flow of N weighted particles (module docstring).
 
     Parameters
@@ -119,18 +119,6 @@ class ParticleModel:
         self.evaluations = 0
 
     # ------------------------------------------------------------------ the state
-    def empty(self) -> np.ndarray:
-        return np.empty(self._shape)
-
-    def initial_state(self) -> np.ndarray:
-        """The (N, d) or (N, d + 1) initial state, handed over once."""
-        state, self._state = self._state, None
-        if state is None:
-            raise RuntimeError("the initial state has been handed over already; build a new model")
-        return state
-
-    linear = None
-
     def positions(self, u) -> np.ndarray:
         """The positions wrapped into [0, 2π), a new (N, d) array."""
         return np.mod(u[:, :self.d], 2 * np.pi)
@@ -235,24 +223,7 @@ class ParticleModel:
 
     def density(self, u) -> np.ndarray:
         """Cell averages of μ_N on the grid (cells centred on the grid points), relative to dm."""
-        grid = self.grid
-        shifted = np.mod(self.positions(u) + 0.5 * np.asarray(grid.dx), 2 * np.pi)
-        counts, _ = np.histogramdd(shifted, bins=grid.shape, range=[(0, 2 * np.pi)] * self.d, weights=self.weights(u))
-        return counts * grid.size
-
-    def checkpoint(self, u) -> dict:
-        return {"state": np.array(u)}
-
-    @property
-    def checkpoint_layout(self) -> dict:
-        return {"state": (self._shape, "float64")}
-
-    def restore(self, arrays: dict) -> np.ndarray:
-        state = np.asarray(arrays["state"])
-        shape = self.checkpoint_layout["state"][0]
-        if state.shape != shape:
-            raise ValueError(f"checkpoint state has shape {state.shape}, expected {shape}")
-        return state
+        return deposit(self.grid, self.positions(u), self.weights(u))
 
     def describe(self) -> dict:
         return {
@@ -278,6 +249,14 @@ class ParticleModel:
 
 
 # ============================================================================ checks and initialisation
+def deposit(grid: Torus, x, w) -> np.ndarray:
+    """Cell averages on the grid of Σ_i w_i δ_{x_i} relative to dm (cells centred on the grid
+    points): the mass in each cell over its measure 1/n^d. ``x`` is (N, d) in [0, 2π)."""
+    shifted = np.mod(np.asarray(x) + 0.5 * np.asarray(grid.dx), 2 * np.pi)
+    counts, _ = np.histogramdd(shifted, bins=grid.shape, range=[(0, 2 * np.pi)] * grid.d, weights=w)
+    return counts * grid.size
+
+
 def check_positions(positions, d) -> np.ndarray:
     """Positions as an (N, d) float array wrapped into [0, 2π) (one-line errors name the key)."""
     x = np.asarray(positions, dtype=float)
