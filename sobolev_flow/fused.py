@@ -1,0 +1,280 @@
+"""Element-wise kernels of the grid right-hand side, fused into single passes.
+
+The right-hand side of :class:`~sobolev_flow.models.spectral.SpectralModel` spends, besides its
+FFTs, a few passes over the padded arrays per transform: zero-padding the coefficients (times a
+multiplier), forming a product on the grid (and, when monitoring, reducing it to a minimum or a
+maximum), truncating back (times a multiplier, added to the result). Each group is one pass here.
+
+Two implementations with the same results (up to round-off):
+
+- ``"numpy"``: array expressions, several passes; always available, the reference;
+- ``"numba"``: loops compiled by numba (the ``fast`` extra), one pass each, compiled on first
+  use and cached on disk (``cache=True``), so only the first run on a machine pays the compile.
+
+``"auto"`` (the default) takes numba when it can be imported. :func:`select` resolves a choice;
+:func:`products` gives the grid-space products, :func:`spectral` the padding and truncation
+kernels of :class:`~sobolev_flow.transforms.PaddedTransform`.
+
+Grid-space products (fields flattened, μ − ν̄ written m):
+
+    flux_product:     F = m ∂_jψ in place of ∂_jψ; first axis: m ← m + (ν − ν̄) if given, min m;
+                      monitoring: S ← Σ_{i ≤ j} (∂_iψ)² accumulated, max S at the last axis
+    reaction_product: R = m ψ in place of ψ; monitoring: max |ψ|
+
+Spectral kernels (arrays seen as (rows, columns): every axis but the last flattened into rows):
+
+    embed:    P[p, q] = c r_k[rows[p]] c_k[q] f[rows[p], q]    (q < ncols, rows[p] ≥ 0), else 0
+    extract:  out[r, q] (+)= c r_k[r] c_k[q] P[rows[r], q]     (q < ncols, rows[r] ≥ 0), else 0 (+ 0)
+
+with a complex constant c and real row and column multipliers (i k_j is c = i with k_j along
+rows or columns). Minima and maxima propagate NaN, as numpy's do, so a non-finite state is seen.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from types import SimpleNamespace
+
+import numpy as np
+
+__all__ = ["KERNELS", "select", "products", "spectral", "view"]
+
+log = logging.getLogger(__name__)
+
+#: Choices of the ``kernels`` option.
+KERNELS = ("auto", "numba", "numpy")
+
+
+def select(kernels="auto", field="kernels") -> str:
+    """The implementation a ``kernels`` choice names: ``"numba"`` or ``"numpy"``.
+
+    Parameters
+    ----------
+    kernels : {"auto", "numba", "numpy"}
+        "auto": numba when it can be imported, else numpy.
+    field : str
+        How the option is named in error messages (e.g. ``fft.kernels`` in a configuration).
+
+    Raises
+    ------
+    ValueError
+        An unknown choice, or "numba" without numba installed (one line, naming ``field``).
+    """
+    if kernels not in KERNELS:
+        raise ValueError(f"{field}={kernels!r}: expected one of {', '.join(KERNELS)}")
+    if kernels == "numpy":
+        return "numpy"
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        if kernels == "numba":
+            raise ValueError(f"{field}='numba': numba is not installed (pip install 'sobolev_flow[fast]')") from None
+        return "numpy"
+    return "numba"
+
+
+def view(a: np.ndarray, shape) -> np.ndarray:
+    """``a`` as a plain ndarray of ``shape`` sharing its memory (the kernels work in place).
+
+    Raises
+    ------
+    ValueError
+        ``a`` is not C-contiguous (a reshape would copy).
+    """
+    if not a.flags.c_contiguous:
+        raise ValueError(f"expected a C-contiguous array, got shape {a.shape} with strides {a.strides}")
+    return np.asarray(a).reshape(shape)
+
+
+# ============================================================================ numpy
+def _flux_product_numpy(work, mu, speed2, offset, scratch, first, last, monitor):
+    """The numpy passes of :func:`flux_product` (same contract; ``scratch`` holds (∂_jψ)²)."""
+    low, high = math.inf, 0.0
+    if first and offset.size:
+        mu += offset
+    if monitor:
+        if first:
+            low = float(np.min(mu, initial=math.inf))
+            if last:
+                high = float(np.max(np.square(work, out=scratch), initial=0.0))
+            else:
+                np.square(work, out=speed2)
+        else:
+            speed2 += np.square(work, out=scratch)
+            if last:
+                high = float(np.max(speed2, initial=0.0))
+    work *= mu
+    return low, high
+
+
+def _reaction_product_numpy(field, mu, monitor):
+    """The numpy passes of :func:`reaction_product` (same contract)."""
+    high = float(np.max(np.abs(field), initial=0.0)) if monitor else 0.0
+    field *= mu
+    return high
+
+
+# ============================================================================ loops for numba
+def flux_product(work, mu, speed2, offset, scratch, first, last, monitor):
+    """F = m ∂_jψ in place of ``work`` = ∂_jψ, with m = μ − ν̄ (and the monitor reductions).
+
+    Parameters
+    ----------
+    work : ndarray, 1-D float
+        ∂_jψ on the padded grid (flattened); receives F_j = m ∂_jψ.
+    mu : ndarray, 1-D float
+        m = μ − ν̄ − (ν − ν̄) before the first axis when ``offset`` is given (then m ← m + offset),
+        else m = μ − ν̄.
+    speed2 : ndarray, 1-D float
+        Σ_{i<j} (∂_iψ)² from the previous axes; receives Σ_{i≤j} (∂_iψ)² unless ``last``
+        (unused when not ``monitor``, or when ``first`` and ``last``).
+    offset : ndarray, 1-D float
+        ν − ν̄ on the padded grid, added to ``mu`` at the first axis (a non-uniform target), or
+        an empty array (none).
+    scratch : ndarray, 1-D float
+        Work memory of the numpy implementation (unused by the loop).
+    first, last : bool
+        Whether j is the first or the last axis.
+    monitor : bool
+        Compute the reductions.
+
+    Returns
+    -------
+    low : float
+        min m over the grid at the first axis when monitoring (NaN if any m is NaN), else inf.
+    high : float
+        max |∇ψ|² = max Σ_i (∂_iψ)² at the last axis when monitoring (NaN propagates), else 0.
+    """
+    low, high = math.inf, 0.0
+    add = first and offset.size > 0
+    for i in range(work.size):
+        m = mu[i]
+        if add:
+            m += offset[i]
+            mu[i] = m
+        g = work[i]
+        if monitor:
+            if first:
+                if m < low or m != m:
+                    low = m if low == low else low
+                s = g * g
+            else:
+                s = speed2[i] + g * g
+            if last:
+                if s > high or s != s:
+                    high = s if high == high else high
+            else:
+                speed2[i] = s
+        work[i] = g * m
+    return low, high
+
+
+def reaction_product(field, mu, monitor):
+    """R = m ψ in place of ``field`` = ψ (m = μ − ν̄); returns max |ψ| when ``monitor`` (NaN
+    propagates), else 0."""
+    high = 0.0
+    for i in range(field.size):
+        p = field[i]
+        if monitor:
+            a = abs(p)
+            if a > high or a != a:
+                high = a if high == high else high
+        field[i] = p * mu[i]
+    return high
+
+
+def embed(spec, f, rows, ncols, c, row_k, col_k):
+    """spec[p, q] ← c row_k[r] col_k[q] f[r, q] with r = rows[p] ≥ 0 and q < ncols, else 0.
+
+    Parameters
+    ----------
+    spec : ndarray, complex, (P, Q)
+        The padded spectral array, every axis but the last flattened into rows.
+    f : ndarray, complex, (R, C)
+        The coefficients on the unpadded layout, likewise flattened.
+    rows : ndarray of int, (P,)
+        The row of ``f`` each padded row takes, or −1 (a padding row).
+    ncols : int
+        Columns taken (the rest of each padded row is padding).
+    c : complex
+        A constant factor.
+    row_k, col_k : ndarray of float, (R,) and (C,)
+        Row and column factors (wavenumbers, or ones).
+    """
+    P, Q = spec.shape
+    for p in range(P):
+        r = rows[p]
+        if r < 0:
+            for q in range(Q):
+                spec[p, q] = 0.0
+            continue
+        factor = c * row_k[r]
+        for q in range(ncols):
+            spec[p, q] = f[r, q] * (factor * col_k[q])
+        for q in range(ncols, Q):
+            spec[p, q] = 0.0
+
+
+def extract(out, spec, rows, ncols, c, row_k, col_k, accumulate):
+    """out[r, q] ← (out[r, q] +) c row_k[r] col_k[q] spec[rows[r], q] for rows[r] ≥ 0 and q <
+    ncols; the other entries ← 0 (left as they are when ``accumulate``).
+
+    Parameters
+    ----------
+    out : ndarray, complex, (R, C)
+        Coefficients on the unpadded layout, every axis but the last flattened into rows.
+    spec : ndarray, complex, (P, Q)
+        The padded spectral array, likewise flattened.
+    rows : ndarray of int, (R,)
+        The padded row each row of ``out`` takes, or −1 (an unresolved row).
+    ncols : int
+        Resolved columns.
+    c : complex
+    row_k, col_k : ndarray of float, (R,) and (C,)
+    accumulate : bool
+        Add to ``out`` instead of overwriting it.
+    """
+    R, C = out.shape
+    for r in range(R):
+        p = rows[r]
+        if p < 0:
+            if not accumulate:
+                for q in range(C):
+                    out[r, q] = 0.0
+            continue
+        factor = c * row_k[r]
+        for q in range(ncols):
+            v = spec[p, q] * (factor * col_k[q])
+            out[r, q] = out[r, q] + v if accumulate else v
+        if not accumulate:
+            for q in range(ncols, C):
+                out[r, q] = 0.0
+
+
+# ============================================================================ selection
+@functools.cache
+def _compiled() -> SimpleNamespace:
+    """The loops above compiled by numba (on first call; cached on disk)."""
+    import numba
+
+    jit = numba.njit(cache=True, nogil=True)
+    log.debug("compiling the fused kernels with numba %s", numba.__version__)
+    return SimpleNamespace(flux_product=jit(flux_product), reaction_product=jit(reaction_product),
+                           embed=jit(embed), extract=jit(extract))
+
+
+def products(kernels: str) -> SimpleNamespace:
+    """``flux_product`` and ``reaction_product`` of an implementation ("numba" or "numpy", as
+    :func:`select` returns); both take flattened views."""
+    if kernels == "numba":
+        compiled = _compiled()
+        return SimpleNamespace(flux_product=compiled.flux_product, reaction_product=compiled.reaction_product)
+    return SimpleNamespace(flux_product=_flux_product_numpy, reaction_product=_reaction_product_numpy)
+
+
+def spectral() -> SimpleNamespace:
+    """The compiled ``embed`` and ``extract`` kernels (numba)."""
+    compiled = _compiled()
+    return SimpleNamespace(embed=compiled.embed, extract=compiled.extract)
