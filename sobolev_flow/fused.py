@@ -23,11 +23,11 @@ Grid-space products (fields flattened, μ − ν̄ written m):
 
 Spectral kernels (arrays seen as (rows, columns): every axis but the last flattened into rows):
 
-    embed:    P[p, q] = c r_k[rows[p]] c_k[q] f[rows[p], q]    (q < ncols, rows[p] ≥ 0), else 0
-    extract:  out[r, q] (+)= c r_k[r] c_k[q] P[rows[r], q]     (q < ncols, rows[r] ≥ 0), else 0 (+ 0)
+    embed:    P[p, q] = c_{rq} f[r, q], r = rows[p]    (q < ncols, r ≥ 0), else 0
+    extract:  out[r, q] (+)= c_{rq} P[rows[r], q]      (q < ncols, rows[r] ≥ 0), else 0 (+ 0)
 
-with a complex constant c and real row and column multipliers (i k_j is c = i with k_j along
-rows or columns). Minima and maxima propagate NaN, as numpy's do, so a non-finite state is seen.
+with c_{rq} = 1, g or i g, g = scale · r_k[r] · c_k[q] (i k_j is i g with k_j along the rows or
+the columns). Minima and maxima propagate NaN, as numpy's do, so a non-finite state is seen.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def flux_product(work, mu, speed2, offset, scratch, first, last, monitor):
         ν − ν̄ on the padded grid, added to ``mu`` at the first axis (a non-uniform target), or
         an empty array (none).
     scratch : ndarray, 1-D float
-        Work memory of the numpy implementation (unused by the loop).
+        Work memory of the numpy implementation (unused by the loops).
     first, last : bool
         Whether j is the first or the last axis.
     monitor : bool
@@ -146,27 +146,40 @@ def flux_product(work, mu, speed2, offset, scratch, first, last, monitor):
         min m over the grid at the first axis when monitoring (NaN if any m is NaN), else inf.
     high : float
         max |∇ψ|² = max Σ_i (∂_iψ)² at the last axis when monitoring (NaN propagates), else 0.
+
+    Notes
+    -----
+    Without ``monitor`` the product is a loop of its own, which vectorises.
     """
-    low, high = math.inf, 0.0
+    n = work.size
     add = first and offset.size > 0
-    for i in range(work.size):
-        m = mu[i]
+    if not monitor:
+        if add:
+            for i in range(n):
+                m = mu[i] + offset[i]
+                mu[i] = m
+                work[i] *= m
+        else:
+            for i in range(n):
+                work[i] *= mu[i]
+        return math.inf, 0.0
+    low, high = math.inf, 0.0  # a NaN, once met, stays
+    for i in range(n):
+        g, m = work[i], mu[i]
         if add:
             m += offset[i]
             mu[i] = m
-        g = work[i]
-        if monitor:
-            if first:
-                if m < low or m != m:
-                    low = m if low == low else low
-                s = g * g
-            else:
-                s = speed2[i] + g * g
-            if last:
-                if s > high or s != s:
-                    high = s if high == high else high
-            else:
-                speed2[i] = s
+        if first:
+            if m < low or m != m:
+                low = m if low == low else low
+            s = g * g
+        else:
+            s = speed2[i] + g * g
+        if last:
+            if s > high or s != s:
+                high = s if high == high else high
+        else:
+            speed2[i] = s
         work[i] = g * m
     return low, high
 
@@ -175,81 +188,125 @@ def reaction_product(field, mu, monitor):
     """R = m ψ in place of ``field`` = ψ (m = μ − ν̄); returns max |ψ| when ``monitor`` (NaN
     propagates), else 0."""
     high = 0.0
-    for i in range(field.size):
-        p = field[i]
-        if monitor:
-            a = abs(p)
+    if monitor:
+        for i in range(field.size):
+            a = abs(field[i])
             if a > high or a != a:
                 high = a if high == high else high
-        field[i] = p * mu[i]
+    for i in range(field.size):
+        field[i] *= mu[i]
     return high
 
 
-def embed(spec, f, rows, ncols, c, row_k, col_k):
-    """spec[p, q] ← c row_k[r] col_k[q] f[r, q] with r = rows[p] ≥ 0 and q < ncols, else 0.
+#: Multipliers of :func:`embed` and :func:`extract`: none, a real g, an imaginary i g.
+COPY, REAL, IMAGINARY = 0, 1, 2
+
+
+def embed(spec, f, weights, rows, ncols, kind, scale, row_k, col_k):
+    """spec[p, q] ← c_{rq} w_{rq} f[r, q] with r = rows[p] ≥ 0 and q < ncols, else 0.
+
+    The multiplier is c_{rq} = 1 (``kind`` COPY), g (REAL) or i g (IMAGINARY) with
+    g = scale row_k[r] col_k[q]; complex arrays are passed as float views, (re, im) pairs.
 
     Parameters
     ----------
-    spec : ndarray, complex, (P, Q)
+    spec : ndarray, float, (P, 2Q)
         The padded spectral array, every axis but the last flattened into rows.
-    f : ndarray, complex, (R, C)
+    f : ndarray, float, (R, 2C)
         The coefficients on the unpadded layout, likewise flattened.
+    weights : ndarray, float, (R, C) or (0, 0)
+        Real weights w (the kernel's K̂), or none (w = 1).
     rows : ndarray of int, (P,)
         The row of ``f`` each padded row takes, or −1 (a padding row).
     ncols : int
-        Columns taken (the rest of each padded row is padding).
-    c : complex
-        A constant factor.
+        Complex columns taken (the rest of each padded row is padding).
+    kind : int
+        COPY, REAL or IMAGINARY.
+    scale : float
     row_k, col_k : ndarray of float, (R,) and (C,)
         Row and column factors (wavenumbers, or ones).
     """
-    P, Q = spec.shape
+    P, Q2 = spec.shape
+    weighted = weights.size > 0
     for p in range(P):
         r = rows[p]
-        if r < 0:
-            for q in range(Q):
-                spec[p, q] = 0.0
-            continue
-        factor = c * row_k[r]
-        for q in range(ncols):
-            spec[p, q] = f[r, q] * (factor * col_k[q])
-        for q in range(ncols, Q):
+        taken = 0
+        if r >= 0:
+            taken = 2 * ncols
+            a = scale * row_k[r]
+            if kind == COPY and not weighted:
+                for q in range(2 * ncols):
+                    spec[p, q] = f[r, q]
+            elif kind == COPY:
+                for q in range(ncols):
+                    w = weights[r, q]
+                    spec[p, 2 * q] = w * f[r, 2 * q]
+                    spec[p, 2 * q + 1] = w * f[r, 2 * q + 1]
+            elif kind == REAL:
+                for q in range(ncols):
+                    g = a * col_k[q]
+                    if weighted:
+                        g *= weights[r, q]
+                    spec[p, 2 * q] = g * f[r, 2 * q]
+                    spec[p, 2 * q + 1] = g * f[r, 2 * q + 1]
+            elif weighted:  # i g w f, as (w f) times i g
+                for q in range(ncols):
+                    g = a * col_k[q]
+                    w = weights[r, q]
+                    spec[p, 2 * q] = -(g * (w * f[r, 2 * q + 1]))
+                    spec[p, 2 * q + 1] = g * (w * f[r, 2 * q])
+            else:
+                for q in range(ncols):
+                    g = a * col_k[q]
+                    spec[p, 2 * q] = -(g * f[r, 2 * q + 1])
+                    spec[p, 2 * q + 1] = g * f[r, 2 * q]
+        for q in range(taken, Q2):
             spec[p, q] = 0.0
 
 
-def extract(out, spec, rows, ncols, c, row_k, col_k, accumulate):
-    """out[r, q] ← (out[r, q] +) c row_k[r] col_k[q] spec[rows[r], q] for rows[r] ≥ 0 and q <
-    ncols; the other entries ← 0 (left as they are when ``accumulate``).
+def extract(out, spec, rows, ncols, kind, scale, row_k, col_k, accumulate):
+    """out[r, q] ← (out[r, q] +) c_{rq} spec[rows[r], q] for rows[r] ≥ 0 and q < ncols; the other
+    entries ← 0 (left as they are when ``accumulate``).
 
     Parameters
     ----------
-    out : ndarray, complex, (R, C)
-        Coefficients on the unpadded layout, every axis but the last flattened into rows.
-    spec : ndarray, complex, (P, Q)
-        The padded spectral array, likewise flattened.
+    out : ndarray, float, (R, 2C)
+        Coefficients on the unpadded layout as (re, im) pairs, every axis but the last
+        flattened into rows.
+    spec : ndarray, float, (P, 2Q)
+        The padded spectral array, likewise.
     rows : ndarray of int, (R,)
         The padded row each row of ``out`` takes, or −1 (an unresolved row).
     ncols : int
-        Resolved columns.
-    c : complex
-    row_k, col_k : ndarray of float, (R,) and (C,)
+        Resolved complex columns.
+    kind, scale, row_k, col_k
+        The multiplier c_{rq}, as in :func:`embed`.
     accumulate : bool
         Add to ``out`` instead of overwriting it.
     """
-    R, C = out.shape
+    R, C2 = out.shape
     for r in range(R):
         p = rows[r]
-        if p < 0:
-            if not accumulate:
-                for q in range(C):
-                    out[r, q] = 0.0
-            continue
-        factor = c * row_k[r]
-        for q in range(ncols):
-            v = spec[p, q] * (factor * col_k[q])
-            out[r, q] = out[r, q] + v if accumulate else v
+        done = 0
+        if p >= 0:
+            done = 2 * ncols
+            a = scale * row_k[r]
+            for q in range(ncols):
+                re, im = spec[p, 2 * q], spec[p, 2 * q + 1]
+                if kind == IMAGINARY:
+                    g = a * col_k[q]
+                    re, im = -(g * im), g * re
+                elif kind == REAL:
+                    g = a * col_k[q]
+                    re, im = g * re, g * im
+                if accumulate:
+                    out[r, 2 * q] += re
+                    out[r, 2 * q + 1] += im
+                else:
+                    out[r, 2 * q] = re
+                    out[r, 2 * q + 1] = im
         if not accumulate:
-            for q in range(ncols, C):
+            for q in range(done, C2):
                 out[r, q] = 0.0
 
 

@@ -61,9 +61,12 @@ class _Multipliers:
             self._work = np.empty(self._shape, complex)
         return self._work
 
-    def backward(self, f_hat: np.ndarray, i: int, axis=None) -> np.ndarray:
-        """Field ``i`` ← Σ_k m_k f_k e^{ik·x}, m_k = i k_axis (1 without ``axis``); returns the
-        field. ``f_hat`` (resolved coefficients) is not modified."""
+    def backward(self, f_hat: np.ndarray, i: int, axis=None, weights=None) -> np.ndarray:
+        """Field ``i`` ← Σ_k m_k f_k e^{ik·x}, m_k = w_k i k_axis (w = ``weights``, default 1;
+        i k_axis = 1 without ``axis``); returns the field. ``f_hat`` (resolved coefficients) is
+        not modified."""
+        if weights is not None:
+            f_hat = np.multiply(weights, f_hat, out=self._work_array())
         if axis is not None:
             f_hat = np.multiply(f_hat, self._ik[axis], out=self._work_array())
         return self._backward(f_hat, i)
@@ -137,12 +140,12 @@ class PaddedTransform(_Multipliers):
         """k_j as vectors broadcastable to the spectral layout."""
         return self.grid.wavenumbers()
 
-    def backward(self, f_hat: np.ndarray, i: int, axis=None) -> np.ndarray:
-        """Field ``i`` ← Σ_k m_k f_k e^{ik·x} on the padded grid, m_k = i k_axis (1 without
-        ``axis``); returns the field."""
+    def backward(self, f_hat: np.ndarray, i: int, axis=None, weights=None) -> np.ndarray:
+        """Field ``i`` ← Σ_k m_k f_k e^{ik·x} on the padded grid, m_k = w_k i k_axis (w =
+        ``weights``, default 1; i k_axis = 1 without ``axis``); returns the field."""
         if self._fused is None:
-            return super().backward(f_hat, i, axis)
-        self._fused.embed(self._spectral[0], f_hat, axis, 1j if axis is not None else 1.0)
+            return super().backward(f_hat, i, axis, weights)
+        self._fused.embed(self._spectral[0], f_hat, axis, weights)
         self._plans[i].backward()
         return self.fields[i]
 
@@ -168,7 +171,7 @@ class PaddedTransform(_Multipliers):
         if self._fused is None:
             return super().forward(i, out, axis, factor, accumulate)
         spec = self._plans[i].forward()[0]
-        self._fused.extract(out, spec, axis, factor * 1j if axis is not None else complex(factor), accumulate)
+        self._fused.extract(out, spec, axis, factor, accumulate)
         return out
 
     def _forward(self, i, out):
@@ -313,19 +316,29 @@ class _FusedMaps:
                 self.col_k.append(ones_cols)
         self.row_k.append(ones_rows)  # axis None: no wavenumber
         self.col_k.append(ones_cols)
+        self._no_weights = np.empty((0, 0))
         self._kernels = fused.spectral()
 
-    def embed(self, spec, f_hat, axis, c):
-        """spec ← c (k_axis) f_hat zero-padded (see :func:`sobolev_flow.fused.embed`)."""
-        a = -1 if axis is None else axis
-        self._kernels.embed(spec.reshape(self.padded), fused.view(f_hat, (self.rows, self.cols)), self.embed_rows,
-                            self.embed_cols, complex(c), self.row_k[a], self.col_k[a])
+    def embed(self, spec, f_hat, axis, weights):
+        """spec ← w (i k_axis) f_hat zero-padded (see :func:`sobolev_flow.fused.embed`)."""
+        kind, a = (fused.COPY, -1) if axis is None else (fused.IMAGINARY, axis)
+        w = self._no_weights if weights is None else fused.view(weights, (self.rows, self.cols))
+        self._kernels.embed(_pairs(spec, self.padded), _pairs(f_hat, (self.rows, self.cols)), w, self.embed_rows,
+                            self.embed_cols, kind, 1.0, self.row_k[a], self.col_k[a])
 
-    def extract(self, out, spec, axis, c, accumulate):
-        """out (+)← c (k_axis) spec truncated (see :func:`sobolev_flow.fused.extract`)."""
-        a = -1 if axis is None else axis
-        self._kernels.extract(fused.view(out, (self.rows, self.cols)), spec.reshape(self.padded), self.extract_rows,
-                              self.extract_cols, complex(c), self.row_k[a], self.col_k[a], bool(accumulate))
+    def extract(self, out, spec, axis, factor, accumulate):
+        """out (+)← factor (i k_axis) spec truncated (see :func:`sobolev_flow.fused.extract`)."""
+        if axis is None:
+            kind, a = (fused.COPY if factor == 1.0 else fused.REAL), -1
+        else:
+            kind, a = fused.IMAGINARY, axis
+        self._kernels.extract(_pairs(out, (self.rows, self.cols)), _pairs(spec, self.padded), self.extract_rows,
+                              self.extract_cols, kind, float(factor), self.row_k[a], self.col_k[a], bool(accumulate))
+
+
+def _pairs(a: np.ndarray, shape) -> np.ndarray:
+    """A complex array of ``shape`` (rows, columns) seen as floats of shape (rows, 2 columns)."""
+    return fused.view(a, shape).view(float)
 
 
 def _unresolved_slabs(grid: Torus, block=None) -> list:
