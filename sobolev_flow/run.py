@@ -204,7 +204,8 @@ def build(cfg, base_dir, comm=None, wisdom_only=False) -> Solver:
                           normalize=cfg["initial"]["normalize"], orders=sobolev_orders(cfg),
                           spectrum=spectrum_exponent(cfg["initial"]["density"], grid.d), comm=comm,
                           decomposition=fft["decomposition"], fft_backend=fft["backend"],
-                              threads=fft["threads"] or None, fft_effort=fft["effort"], fft_wisdom_only=wisdom_only)
+                              threads=fft["threads"] or None, fft_effort=fft["effort"], fft_wisdom_only=wisdom_only,
+                              kernels=fft["kernels"])
     return Solver(model, scheme=scheme.name, rtol=t["rtol"], atol=t["atol"], dt=t["dt"], cfl=t["cfl"],
                   dt_max=t["dt_max"], max_steps=t["max_steps"])
 
