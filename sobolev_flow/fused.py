@@ -101,10 +101,10 @@ def _flux_product_numpy(work, mu, speed2, offset, scratch, first, last, monitor)
                 high = float(np.max(np.square(work, out=scratch), initial=0.0))
             else:
                 np.square(work, out=speed2)
+        elif last:  # speed2 left as it is
+            high = float(np.max(np.add(speed2, np.square(work, out=scratch), out=scratch), initial=0.0))
         else:
             speed2 += np.square(work, out=scratch)
-            if last:
-                high = float(np.max(speed2, initial=0.0))
     work *= mu
     return low, high
 
@@ -128,8 +128,8 @@ def flux_product(work, mu, speed2, offset, scratch, first, last, monitor):
         m = μ − ν̄ − (ν − ν̄) before the first axis when ``offset`` is given (then m ← m + offset),
         else m = μ − ν̄.
     speed2 : ndarray, 1-D float
-        Σ_{i<j} (∂_iψ)² from the previous axes; receives Σ_{i≤j} (∂_iψ)² unless ``last``
-        (unused when not ``monitor``, or when ``first`` and ``last``).
+        Σ_{i<j} (∂_iψ)² from the previous axes; receives Σ_{i≤j} (∂_iψ)² unless ``last`` (then
+        it is left as it is; unused when not ``monitor``, or when ``first`` and ``last``).
     offset : ndarray, 1-D float
         ν − ν̄ on the padded grid, added to ``mu`` at the first axis (a non-uniform target), or
         an empty array (none).
