@@ -32,9 +32,12 @@ the columns). Minima and maxima propagate NaN, as numpy's do, so a non-finite st
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import math
+import sys
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -313,13 +316,36 @@ def extract(out, spec, rows, ncols, kind, scale, row_k, col_k, accumulate):
 # ============================================================================ selection
 @functools.cache
 def _compiled() -> SimpleNamespace:
-    """The loops above compiled by numba (on first call; cached on disk)."""
+    """The loops above compiled by numba for their one signature each (on first call; cached on
+    disk, so a later process loads them instead of compiling)."""
     import numba
+    from numba import boolean, float64, int64
 
-    jit = numba.njit(cache=True, nogil=True)
-    log.debug("compiling the fused kernels with numba %s", numba.__version__)
-    return SimpleNamespace(flux_product=jit(flux_product), reaction_product=jit(reaction_product),
-                           embed=jit(embed), extract=jit(extract))
+    vector, matrix, rows = float64[::1], float64[:, ::1], int64[::1]
+    jit = functools.partial(numba.njit, cache=True, nogil=True)
+    start = time.perf_counter()
+    out = SimpleNamespace(
+        flux_product=jit(numba.types.UniTuple(float64, 2)(vector, vector, vector, vector, vector, boolean, boolean,
+                                                          boolean))(flux_product),
+        reaction_product=jit(float64(vector, vector, boolean))(reaction_product),
+        embed=jit(numba.void(matrix, matrix, matrix, rows, int64, int64, float64, vector, vector))(embed),
+        extract=jit(numba.void(matrix, matrix, rows, int64, int64, float64, vector, vector, boolean))(extract),
+    )
+    log.debug("fused kernels ready (numba %s) in %.2f s", numba.__version__, time.perf_counter() - start)
+    _no_colorama_exit_reset()
+    return out
+
+
+def _no_colorama_exit_reset():
+    """Undo an exit handler numba's error formatting can leave behind.
+
+    Compiling imports numba modules that format error messages through colorama, whose
+    ``init`` registers an exit handler writing a terminal reset code to stdout when stdout is a
+    terminal (as it is for every process under mpirun): the output of a run would end in
+    stray bytes."""
+    colorama = sys.modules.get("colorama.initialise")
+    if colorama is not None:
+        atexit.unregister(colorama.reset_all)
 
 
 def products(kernels: str) -> SimpleNamespace:

@@ -310,9 +310,9 @@ class _FusedMaps:
         for axis, k in enumerate(grid.wavenumbers()):
             if axis == d - 1:
                 self.row_k.append(ones_rows)
-                self.col_k.append(np.ascontiguousarray(k.reshape(-1)))
+                self.col_k.append(np.array(k.reshape(-1), dtype=float))
             else:
-                self.row_k.append(np.ascontiguousarray(np.broadcast_to(k, lead + (1,)).reshape(-1)))
+                self.row_k.append(np.array(np.broadcast_to(k, lead + (1,)).reshape(-1), dtype=float))
                 self.col_k.append(ones_cols)
         self.row_k.append(ones_rows)  # axis None: no wavenumber
         self.col_k.append(ones_cols)
