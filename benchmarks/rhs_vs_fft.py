@@ -42,8 +42,10 @@ geometry_description, repeats, min_time, target_ratio) and ``timings``, a list o
 ``benchmarks/before_after.py`` compares this script's results with those of a git revision.
 
 ``--kernels`` chooses the element-wise kernels (:mod:`sobolev_flow.fused`): ``numba`` (fused
-single passes), ``numpy`` (the numpy passes) or ``auto`` (numba when installed); the choice is in
-the settings line. Compilation happens in the warm-up, outside the timings.
+single passes), ``numpy`` (the numpy passes) or ``auto`` (the model's default: numba when
+installed and the padded grid has at least ``sobolev_flow.fused.AUTO_POINTS`` points); the
+choice is in the settings line (``auto`` as given: it may differ between cases). Compilation
+happens in the warm-up, outside the timings.
 
 Target: ratio ≤ 1.15 with one thread and ≤ 1.3 with two at 256² and 512² (``TARGET_RATIO`` is
 the one-thread target), i.e. the element-wise work of the right-hand side (zero padding,
@@ -64,7 +66,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from sobolev_flow import SobolevKernel, SpectralModel, Torus
-from sobolev_flow.fused import select
 from sobolev_flow.models import make_geometry
 
 FULL_CASES = ((256, 256), (512, 512), (1024, 1024), (64, 64, 64), (128, 128, 128))
@@ -126,7 +127,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="geometry of the right-hand side: wasserstein (default) or wfr "
                              "(Wasserstein-Fisher-Rao, alpha = 2: one more transform pair)")
     parser.add_argument("--kernels", choices=("auto", "numba", "numpy"), default="auto",
-                        help="element-wise kernels of the right-hand side (default auto: numba when installed)")
+                        help="element-wise kernels of the right-hand side (default auto: numba when installed and "
+                             "the padded grid is large, see sobolev_flow.fused.AUTO_POINTS)")
     parser.add_argument("--repeats", type=int, default=None, help="minimum repeats per case (default 20; quick 5)")
     parser.add_argument("--min-time", type=float, default=None,
                         help="minimum seconds per measurement (default 2; quick 0.2)")
@@ -291,7 +293,8 @@ def format_table(timings) -> str:
 
 def settings_line(args: argparse.Namespace) -> str:
     """The line under the versions: back end, effort, geometry, fixed settings, repeats, target."""
-    return (f"backend {args.backend}, effort {args.effort}, kernels {select(args.kernels)}, geometry {make_geometry(GEOMETRIES[args.geometry])}, "
+    return (f"backend {args.backend}, effort {args.effort}, kernels {args.kernels}, "
+            f"geometry {make_geometry(GEOMETRIES[args.geometry])}, "
             f"uniform target, SobolevKernel(s=2), dealias 3/2; ≥ {args.repeats} repeats and ≥ {args.min_time:g} s "
             f"per measurement; target ratio ≤ {TARGET_RATIO}")
 
@@ -301,7 +304,7 @@ def as_json(timings, args: argparse.Namespace) -> str:
     return json.dumps({
         "versions": versions_header(),
         "description": settings_line(args),
-        "settings": {"backend": args.backend, "effort": args.effort, "kernels": select(args.kernels),
+        "settings": {"backend": args.backend, "effort": args.effort, "kernels": args.kernels,
                      "geometry": args.geometry,
                      "geometry_description": str(make_geometry(GEOMETRIES[args.geometry])),
                      "repeats": args.repeats, "min_time": args.min_time, "target_ratio": TARGET_RATIO},

@@ -17,7 +17,8 @@ Sections and keys (defaults in brackets)::
     [diagnostics] sobolev_orders [[-s, -1, 0, 1]]
     [fft]         backend ["auto"], threads [0 = automatic], effort ["estimate"],
                   decomposition ["slab"] (for runs under MPI: "slab" or "pencil"), deterministic [true],
-                  kernels ["auto": numba when installed; "numba" or "numpy"] (:mod:`sobolev_flow.fused`)
+                  kernels ["auto": numba when installed and the padded grid has ≥ 2^17 points; "numba"
+                  or "numpy"] (:mod:`sobolev_flow.fused`)
 
 A kernel spec is a name ("sobolev", "gaussian", "relu", "file") or a table with a ``name`` and
 the kernel's parameters, e.g. ``{name = "gaussian", sigma = 0.5}`` or ``{name = "file", path =
@@ -243,7 +244,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "decomposition": Key("slab", choice("slab", "pencil"), "how mpi4py-fft splits the grid in a run under MPI"),
         "deterministic": Key(True, boolean, "a restart re-creates the run's measured FFTW plans from the run file"),
         "kernels": Key("auto", kernel_choice, "element-wise work of the grid right-hand side: numba (fused, the "
-                       "fast extra), numpy, or auto (numba when installed)"),
+                       "fast extra), numpy, or auto (numba when installed and the padded grid has ≥ 2^17 points)"),
     },
 }
 

@@ -11,7 +11,8 @@ Two implementations with the same results (up to round-off):
 - ``"numba"``: loops compiled by numba (the ``fast`` extra), one pass each, compiled on first
   use and cached on disk (``cache=True``), so only the first run on a machine pays the compile.
 
-``"auto"`` (the default) takes numba when it can be imported. :func:`select` resolves a choice;
+``"auto"`` (the default) takes numba when it is installed and the grid is large enough for the
+savings to repay loading it (:data:`AUTO_POINTS`). :func:`select` resolves a choice;
 :func:`products` gives the grid-space products, :func:`spectral` the padding and truncation
 kernels of :class:`~sobolev_flow.transforms.PaddedTransform`.
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import importlib.util
 import logging
 import math
 import sys
@@ -50,15 +52,24 @@ log = logging.getLogger(__name__)
 KERNELS = ("auto", "numba", "numpy")
 
 
-def select(kernels="auto", field="kernels") -> str:
+#: Padded grid points from which ``"auto"`` takes numba: below, the right-hand side saves
+#: microseconds per call, which do not repay loading numba and the compiled kernels (about a
+#: second per process, several seconds the first time, when they are compiled).
+AUTO_POINTS = 2**17
+
+
+def select(kernels="auto", field="kernels", points=math.inf) -> str:
     """The implementation a ``kernels`` choice names: ``"numba"`` or ``"numpy"``.
 
     Parameters
     ----------
     kernels : {"auto", "numba", "numpy"}
-        "auto": numba when it can be imported, else numpy.
+        "auto": numba when it is installed and the padded grid has at least
+        :data:`AUTO_POINTS` points, else numpy.
     field : str
         How the option is named in error messages (e.g. ``fft.kernels`` in a configuration).
+    points : int, optional
+        Points of the padded grid (default: large).
 
     Raises
     ------
@@ -67,15 +78,20 @@ def select(kernels="auto", field="kernels") -> str:
     """
     if kernels not in KERNELS:
         raise ValueError(f"{field}={kernels!r}: expected one of {', '.join(KERNELS)}")
-    if kernels == "numpy":
-        return "numpy"
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        if kernels == "numba":
+    if kernels == "numba":
+        try:
+            import numba  # noqa: F401
+        except ImportError:
             raise ValueError(f"{field}='numba': numba is not installed (pip install 'sobolev_flow[fast]')") from None
-        return "numpy"
-    return "numba"
+        return "numba"
+    return "numba" if kernels == "auto" and points >= AUTO_POINTS and _installed("numba") else "numpy"
+
+
+def _installed(name: str) -> bool:
+    """Whether module ``name`` can be imported, without importing it."""
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    return importlib.util.find_spec(name) is not None
 
 
 def view(a: np.ndarray, shape) -> np.ndarray:

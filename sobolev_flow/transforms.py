@@ -115,7 +115,7 @@ class PaddedTransform(_Multipliers):
                  kernels="auto"):
         from .parallel import SERIAL
 
-        self.kernels = fused.select(kernels)
+        self.kernels = fused.select(kernels, points=math.prod(grid.padded_shape))
         self.grid, self.layout = grid, SERIAL
         padded = grid.padded_shape
         self._spectral = empty_aligned((1,) + grid.padded_spectral_shape, complex)

@@ -148,8 +148,17 @@ def test_cli_bad_kernels_exits_2_and_touches_nothing(tmp_path):
     assert existing.read_bytes() == b"precious"
 
 
-def test_importing_the_package_or_a_numpy_model_does_not_import_numba():
+def test_auto_takes_numba_from_the_threshold_on():
+    assert fused.select("auto", points=fused.AUTO_POINTS - 1) == "numpy"
+    assert fused.select("auto", points=fused.AUTO_POINTS) == "numba"
+    assert fused.select("numba", points=1) == "numba"
+    assert fused.select("numpy") == "numpy"
+
+
+def test_a_small_default_model_does_not_import_numba():
+    """Below the threshold the default (auto) neither imports numba nor loads the kernels."""
     code = ("import sys, numpy as np; from sobolev_flow import SpectralModel, Torus; "
-            "SpectralModel(Torus((16,)), np.ones(16), s=1.0, kernels='numpy'); print('numba' in sys.modules)")
+            "m = SpectralModel(Torus((64, 64)), np.ones((64, 64)), s=1.0); "
+            "print(m.kernels, 'numba' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env())
-    assert result.stdout.strip() == "False"
+    assert result.stdout.strip() == "numpy False"

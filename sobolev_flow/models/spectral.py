@@ -163,7 +163,8 @@ class SpectralModel:
         The padded transform (:func:`~sobolev_flow.transforms.padded_transform`).
     kernels : {"auto", "numba", "numpy"}
         The element-wise work of the right-hand side: compiled single passes (numba, the ``fast``
-        extra), numpy passes, or numba when it can be imported (:mod:`sobolev_flow.fused`).
+        extra), numpy passes, or numba when it is installed and the padded grid has at least
+        :data:`~sobolev_flow.fused.AUTO_POINTS` points (:func:`sobolev_flow.fused.select`).
     """
 
     name = "spectral"
@@ -173,7 +174,7 @@ class SpectralModel:
                  threads=None, fft_effort="estimate", fft_wisdom_only=False, kernels="auto"):
         # ---- validation, before any transform is planned
         self.grid = grid
-        self.kernels = fused.select(kernels)
+        self.kernels = fused.select(kernels, points=math.prod(grid.padded_shape))
         self.kernel = kernel if kernel is not None else SobolevKernel(s)
         self.geometry = make_geometry(geometry)
         self.alpha = self.geometry.alpha
