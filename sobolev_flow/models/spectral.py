@@ -285,16 +285,16 @@ class SpectralModel:
         # 1. μ − ν̄ on the padded grid (field 0; the offset ν − ν̄ is added with the first product)
         transform.backward(rho_hat, 0)
         mu = self._flat[0]
-        # ψ = K̂ ρ: formed with the zero-padding by fused kernels, else once here
+        # ψ = K̂ ρ = weights × coefficients: the fused zero-padding applies K̂ on the way, else ψ once here
         if transform.kernels == "numba":
-            psi, weights = rho_hat, self.weights
+            coefficients, weights = rho_hat, self.weights
         else:
-            psi, weights = np.multiply(self.weights, rho_hat, out=self._psi), None
+            coefficients, weights = np.multiply(self.weights, rho_hat, out=self._psi), None
         # 2. for each axis: ∂_j ψ to the grid, F_j = (μ − ν̄) ∂_j ψ (and min μ, max |∇ψ|²), back,
         #    out (+)= i k_j F_j,k
         low, speed2 = math.inf, 0.0
         for j in range(d):
-            transform.backward(psi, 1, axis=j, weights=weights)
+            transform.backward(coefficients, 1, axis=j, weights=weights)
             first_low, last_high = products.flux_product(self._flat[1], mu, self._speed2, self._offset,
                                                          self._scratch, j == 0, j == d - 1, monitor)
             low = first_low if j == 0 else low
@@ -303,7 +303,7 @@ class SpectralModel:
         # 3. the reaction −α ψ (μ − ν̄) (WFR)
         max_psi = 0.0
         if self._reaction is not None:
-            transform.backward(psi, 2, weights=weights)
+            transform.backward(coefficients, 2, weights=weights)
             max_psi = products.reaction_product(self._flat[2], mu, monitor)
             transform.forward(2, out, factor=self._reaction, accumulate=True)
         if not monitor:
