@@ -224,7 +224,7 @@ COPY, REAL, IMAGINARY = 0, 1, 2
 def embed(spec, f, weights, rows, ncols, kind, scale, row_k, col_k):
     """spec[p, q] ← c_{rq} w_{rq} f[r, q] with r = rows[p] ≥ 0 and q < ncols, else 0.
 
-    The multiplier is c_{rq} = 1 (``kind`` COPY), g (REAL) or i g (IMAGINARY) with
+    The multiplier is c_{rq} = 1 (``kind`` COPY) or i g (IMAGINARY) with
     g = scale row_k[r] col_k[q]; complex arrays are passed as float views, (re, im) pairs.
 
     Parameters
@@ -240,47 +240,38 @@ def embed(spec, f, weights, rows, ncols, kind, scale, row_k, col_k):
     ncols : int
         Complex columns taken (the rest of each padded row is padding).
     kind : int
-        COPY, REAL or IMAGINARY.
+        COPY or IMAGINARY.
     scale : float
     row_k, col_k : ndarray of float, (R,) and (C,)
         Row and column factors (wavenumbers, or ones).
     """
-    P, Q2 = spec.shape
     weighted = weights.size > 0
-    for p in range(P):
+    for p in range(spec.shape[0]):
         r = rows[p]
-        taken = 0
-        if r >= 0:
-            taken = 2 * ncols
-            a = scale * row_k[r]
-            if kind == COPY and not weighted:
-                for q in range(2 * ncols):
-                    spec[p, q] = f[r, q]
-            elif kind == COPY:
-                for q in range(ncols):
-                    w = weights[r, q]
-                    spec[p, 2 * q] = w * f[r, 2 * q]
-                    spec[p, 2 * q + 1] = w * f[r, 2 * q + 1]
-            elif kind == REAL:
-                for q in range(ncols):
-                    g = a * col_k[q]
-                    if weighted:
-                        g *= weights[r, q]
-                    spec[p, 2 * q] = g * f[r, 2 * q]
-                    spec[p, 2 * q + 1] = g * f[r, 2 * q + 1]
-            elif weighted:  # i g w f, as (w f) times i g
-                for q in range(ncols):
-                    g = a * col_k[q]
-                    w = weights[r, q]
-                    spec[p, 2 * q] = -(g * (w * f[r, 2 * q + 1]))
-                    spec[p, 2 * q + 1] = g * (w * f[r, 2 * q])
-            else:
-                for q in range(ncols):
-                    g = a * col_k[q]
-                    spec[p, 2 * q] = -(g * f[r, 2 * q + 1])
-                    spec[p, 2 * q + 1] = g * f[r, 2 * q]
-        for q in range(taken, Q2):
-            spec[p, q] = 0.0
+        if r < 0:  # a padding row
+            spec[p, :] = 0.0
+            continue
+        spec[p, 2 * ncols:] = 0.0  # the padding columns
+        a = scale * row_k[r]
+        if kind == COPY and not weighted:
+            for q in range(2 * ncols):
+                spec[p, q] = f[r, q]
+        elif kind == COPY:
+            for q in range(ncols):
+                w = weights[r, q]
+                spec[p, 2 * q] = w * f[r, 2 * q]
+                spec[p, 2 * q + 1] = w * f[r, 2 * q + 1]
+        elif weighted:  # i g w f, as (w f) times i g
+            for q in range(ncols):
+                g = a * col_k[q]
+                w = weights[r, q]
+                spec[p, 2 * q] = -(g * (w * f[r, 2 * q + 1]))
+                spec[p, 2 * q + 1] = g * (w * f[r, 2 * q])
+        else:
+            for q in range(ncols):
+                g = a * col_k[q]
+                spec[p, 2 * q] = -(g * f[r, 2 * q + 1])
+                spec[p, 2 * q + 1] = g * f[r, 2 * q]
 
 
 def extract(out, spec, rows, ncols, kind, scale, row_k, col_k, accumulate):
@@ -299,34 +290,43 @@ def extract(out, spec, rows, ncols, kind, scale, row_k, col_k, accumulate):
     ncols : int
         Resolved complex columns.
     kind, scale, row_k, col_k
-        The multiplier c_{rq}, as in :func:`embed`.
+        The multiplier c_{rq} = i g (``kind`` IMAGINARY) or g (REAL, and COPY with scale 1),
+        g = scale row_k[r] col_k[q].
     accumulate : bool
         Add to ``out`` instead of overwriting it.
     """
-    R, C2 = out.shape
-    for r in range(R):
+    imaginary = kind == IMAGINARY  # else real: g (COPY is g = scale = 1)
+    for r in range(out.shape[0]):
         p = rows[r]
-        done = 0
-        if p >= 0:
-            done = 2 * ncols
-            a = scale * row_k[r]
-            for q in range(ncols):
-                re, im = spec[p, 2 * q], spec[p, 2 * q + 1]
-                if kind == IMAGINARY:
-                    g = a * col_k[q]
-                    re, im = -(g * im), g * re
-                elif kind == REAL:
-                    g = a * col_k[q]
-                    re, im = g * re, g * im
-                if accumulate:
-                    out[r, 2 * q] += re
-                    out[r, 2 * q + 1] += im
-                else:
-                    out[r, 2 * q] = re
-                    out[r, 2 * q + 1] = im
+        if p < 0:  # an unresolved row
+            if not accumulate:
+                out[r, :] = 0.0
+            continue
         if not accumulate:
-            for q in range(done, C2):
-                out[r, q] = 0.0
+            out[r, 2 * ncols:] = 0.0  # the unresolved columns
+        a = scale * row_k[r]
+        if imaginary and accumulate:
+            for q in range(ncols):
+                g = a * col_k[q]
+                re, im = spec[p, 2 * q], spec[p, 2 * q + 1]
+                out[r, 2 * q] += -(g * im)
+                out[r, 2 * q + 1] += g * re
+        elif imaginary:
+            for q in range(ncols):
+                g = a * col_k[q]
+                re, im = spec[p, 2 * q], spec[p, 2 * q + 1]
+                out[r, 2 * q] = -(g * im)
+                out[r, 2 * q + 1] = g * re
+        elif accumulate:
+            for q in range(ncols):
+                g = a * col_k[q]
+                out[r, 2 * q] += g * spec[p, 2 * q]
+                out[r, 2 * q + 1] += g * spec[p, 2 * q + 1]
+        else:
+            for q in range(ncols):
+                g = a * col_k[q]
+                out[r, 2 * q] = g * spec[p, 2 * q]
+                out[r, 2 * q + 1] = g * spec[p, 2 * q + 1]
 
 
 # ============================================================================ selection
