@@ -24,7 +24,8 @@ its quick set with ``--quick``); each run receives one of them. The current scri
 through its ``--json`` output; a script without ``--json`` (an older REV) through its markdown
 table. An option REV's script does not know stops the comparison before any measurement, except
 ``--geometry wasserstein``, which is dropped for such a script: it measures that geometry
-anyway.
+anyway, and ``--kernels``, dropped likewise: a tree without the option has one implementation
+of the element-wise work, which its script measures whatever the choice.
 
 Run (from anywhere in the repository; REV first)::
 
@@ -210,8 +211,9 @@ class Side:
             raise RuntimeError(f"{self.label}: PYTHONPATH={self.tree} imports sobolev_flow from {found}")
 
     def _accepted(self, passthrough: list) -> list:
-        """``passthrough`` without ``--geometry wasserstein`` when the script lacks --geometry;
-        RuntimeError on any other option the script does not know."""
+        """``passthrough`` without ``--geometry wasserstein`` when the script lacks --geometry, and
+        without ``--kernels`` when it lacks that (its tree has one implementation, measured
+        whatever the choice); RuntimeError on any other option the script does not know."""
         out, i = [], 0
         while i < len(passthrough):
             item = passthrough[i]
@@ -219,7 +221,7 @@ class Side:
             if name.startswith("--") and name not in self.options:
                 value = item.split("=", 1)[1] if "=" in item else (passthrough[i + 1] if i + 1 < len(passthrough)
                                                                    else None)
-                if name == "--geometry" and value == "wasserstein":
+                if (name == "--geometry" and value == "wasserstein") or name == "--kernels":
                     i += 1 if "=" in item else 2
                     continue
                 raise RuntimeError(f"{self.label}: {SCRIPT} of this tree has no option {name} "

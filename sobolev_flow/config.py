@@ -20,7 +20,9 @@ Sections and keys (defaults in brackets)::
                   checkpoint_seconds [300.0], checkpoint_steps [none]
     [diagnostics] sobolev_orders [[-s, -1, 0, 1]]
     [fft]         backend ["auto"], threads [0 = automatic], effort ["estimate"],
-                  decomposition ["slab"] (for runs under MPI: "slab" or "pencil"), deterministic [true]
+                  decomposition ["slab"] (for runs under MPI: "slab" or "pencil"), deterministic [true],
+                  kernels ["auto": numba when installed and the padded grid has ≥ 2^17 points; "numba"
+                  or "numpy"] (:mod:`sobolev_flow.fused`)
 
 A kernel spec is a name ("sobolev", "gaussian", "relu", "file") or a table with a ``name`` and
 the kernel's parameters, e.g. ``{name = "gaussian", sigma = 0.5}`` or ``{name = "file", path =
@@ -96,6 +98,18 @@ def integer(low):
         return _number(key, value, integer=True, low=low)
 
     return check
+
+
+def kernel_choice(key, value):
+    """One of :data:`sobolev_flow.fused.KERNELS`, and "numba" only when numba is installed."""
+    from .fused import KERNELS, select
+
+    choice(*KERNELS)(key, value)
+    try:
+        select(value, field=key)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    return value
 
 
 def choice(*options):
@@ -247,6 +261,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "effort": Key("estimate", choice("estimate", "measure", "patient", "exhaustive"), "FFTW planner effort"),
         "decomposition": Key("slab", choice("slab", "pencil"), "how mpi4py-fft splits the grid in a run under MPI"),
         "deterministic": Key(True, boolean, "a restart re-creates the run's measured FFTW plans from the run file"),
+        "kernels": Key("auto", kernel_choice, "element-wise work of the grid right-hand side: numba (fused, the "
+                       "fast extra), numpy, or auto (numba when installed and the padded grid has ≥ 2^17 points)"),
     },
 }
 

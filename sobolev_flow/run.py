@@ -234,7 +234,8 @@ def build(cfg, base_dir, comm=None, wisdom_only=False, check_only=False) -> Solv
                               normalize=cfg["initial"]["normalize"], orders=sobolev_orders(cfg),
                               spectrum=spectrum_exponent(cfg["initial"]["density"], grid.d), comm=comm,
                               decomposition=fft["decomposition"], fft_backend=fft["backend"],
-                              threads=fft["threads"] or None, fft_effort=fft["effort"], fft_wisdom_only=wisdom_only)
+                              threads=fft["threads"] or None, fft_effort=fft["effort"], fft_wisdom_only=wisdom_only,
+                              kernels=fft["kernels"])
     if check_only:  # particles and networks plan nothing; an exponential or IMEX scheme needs a linear part
         scheme.stepper(model)
         return None

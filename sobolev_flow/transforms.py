@@ -23,6 +23,13 @@ block as broadcastable vectors.
 - :class:`DistributedTransform`: the same interface on mpi4py-fft's padded transforms, each
   process holding its block of the fields and of the coefficients.
 
+Both operations take a multiplier applied on the way: ``backward(f_hat, i, axis=j)``
+transforms (i k_j) f_k (a derivative), ``forward(i, out, axis=j, factor=c, accumulate=True)``
+adds c (i k_j) times the sum to ``out`` (a divergence). With ``kernels="numba"`` (see
+:mod:`sobolev_flow.fused`) the serial transform zero-pads and multiplies, and truncates,
+multiplies and adds, in one pass each; with ``"numpy"``, and on the distributed transform (whose
+padding mpi4py-fft does), the multiplier takes a pass over the unpadded coefficients of its own.
+
 A model writes its right-hand side once against this interface; the serial and distributed
 runs differ only in the transform (and the layout) they are given.
 """
@@ -33,13 +40,53 @@ import math
 
 import numpy as np
 
+from . import fused
 from .fft import RealFFT, empty_aligned
 from .grid import Torus
 
 __all__ = ["PaddedTransform", "DistributedTransform", "padded_transform"]
 
 
-class PaddedTransform:
+class _Multipliers:
+    """The multipliers of ``backward`` and ``forward`` as numpy passes over the unpadded
+    coefficients, on a transform's raw ``_backward(f_hat, i)`` and ``_forward(i, out)``."""
+
+    def _setup_multipliers(self, shape):
+        self._ik = [1j * k for k in self.wavenumbers()]
+        self._shape = shape
+        self._work = None  # unpadded work array, allocated on first use
+
+    def _work_array(self) -> np.ndarray:
+        if self._work is None:
+            self._work = np.empty(self._shape, complex)
+        return self._work
+
+    def backward(self, f_hat: np.ndarray, i: int, axis=None, weights=None) -> np.ndarray:
+        """Field ``i`` ← Σ_k m_k f_k e^{ik·x}, m_k = w_k i k_axis (w = ``weights``, default 1;
+        i k_axis = 1 without ``axis``); returns the field. ``f_hat`` (resolved coefficients) is
+        not modified."""
+        if weights is not None:
+            f_hat = np.multiply(weights, f_hat, out=self._work_array())
+        if axis is not None:
+            f_hat = np.multiply(f_hat, self._ik[axis], out=self._work_array())
+        return self._backward(f_hat, i)
+
+    def forward(self, i: int, out: np.ndarray, axis=None, factor=1.0, accumulate=False) -> np.ndarray:
+        """``out`` ← (``out`` +) c m_k Σ_x field_i(x) e^{-ik·x}, c = ``factor``, m_k = i k_axis (1
+        without ``axis``), on the unpadded layout; unresolved wavenumbers ← 0 (unchanged when
+        ``accumulate``). Field ``i`` is destroyed."""
+        target = self._work_array() if accumulate else out
+        self._forward(i, target)
+        if axis is not None:
+            target *= factor * self._ik[axis]
+        elif factor != 1.0:
+            target *= factor
+        if accumulate:
+            out += target
+        return out
+
+
+class PaddedTransform(_Multipliers):
     """Padded transforms of one process.
 
     Parameters
@@ -49,6 +96,9 @@ class PaddedTransform:
         Number of padded real fields to own (each with its own plan pair).
     backend, threads, effort, wisdom_only
         Passed to :class:`~sobolev_flow.fft.RealFFT`.
+    kernels : {"auto", "numba", "numpy"}
+        Zero-padding and truncation with their multipliers in one compiled pass each, or in
+        numpy passes (:func:`sobolev_flow.fused.select`).
 
     Attributes
     ----------
@@ -61,9 +111,11 @@ class PaddedTransform:
         1 / (number of padded points).
     """
 
-    def __init__(self, grid: Torus, fields=2, backend="auto", threads=None, effort="estimate", wisdom_only=False):
+    def __init__(self, grid: Torus, fields=2, backend="auto", threads=None, effort="estimate", wisdom_only=False,
+                 kernels="auto"):
         from .parallel import SERIAL
 
+        self.kernels = fused.select(kernels, points=math.prod(grid.padded_shape))
         self.grid, self.layout = grid, SERIAL
         padded = grid.padded_shape
         self._spectral = empty_aligned((1,) + grid.padded_spectral_shape, complex)
@@ -81,13 +133,23 @@ class PaddedTransform:
         self._blocks = grid.embedding()
         self._padding = _padding_slabs(grid)
         self._unresolved = _unresolved_slabs(grid)
+        self._setup_multipliers(grid.spectral_shape)
+        self._fused = _FusedMaps(grid) if self.kernels == "numba" else None
 
     def wavenumbers(self) -> tuple:
         """k_j as vectors broadcastable to the spectral layout."""
         return self.grid.wavenumbers()
 
-    def backward(self, f_hat: np.ndarray, i: int) -> np.ndarray:
-        """Field ``i`` ← Σ_k f_k e^{ik·x} on the padded grid; returns the field."""
+    def backward(self, f_hat: np.ndarray, i: int, axis=None, weights=None) -> np.ndarray:
+        """Field ``i`` ← Σ_k m_k f_k e^{ik·x} on the padded grid, m_k = w_k i k_axis (w =
+        ``weights``, default 1; i k_axis = 1 without ``axis``); returns the field."""
+        if self._fused is None:
+            return super().backward(f_hat, i, axis, weights)
+        self._fused.embed(self._spectral[0], f_hat, axis, weights)
+        self._plans[i].backward()
+        return self.fields[i]
+
+    def _backward(self, f_hat, i):
         self.load(f_hat)
         self._plans[i].backward()
         return self.fields[i]
@@ -102,8 +164,17 @@ class PaddedTransform:
         for src, dst in self._blocks:
             spec[dst] = f_hat[src]
 
-    def forward(self, i: int, out: np.ndarray) -> np.ndarray:
-        """``out`` ← Σ_x field_i(x) e^{-ik·x} on the unpadded layout (field ``i`` is destroyed)."""
+    def forward(self, i: int, out: np.ndarray, axis=None, factor=1.0, accumulate=False) -> np.ndarray:
+        """``out`` ← (``out`` +) c m_k Σ_x field_i(x) e^{-ik·x}, c = ``factor``, m_k = i k_axis
+        (1 without ``axis``), on the unpadded layout; unresolved wavenumbers ← 0 (unchanged when
+        ``accumulate``). Field ``i`` is destroyed."""
+        if self._fused is None:
+            return super().forward(i, out, axis, factor, accumulate)
+        spec = self._plans[i].forward()[0]
+        self._fused.extract(out, spec, axis, factor, accumulate)
+        return out
+
+    def _forward(self, i, out):
         spec = self._plans[i].forward()[0]
         # numpy multiplies strided block views several times slower than it copies them: the
         # blocks are copied out here and multiplied by the caller on the contiguous result
@@ -127,7 +198,7 @@ class PaddedTransform:
         return self.backward(self.grid.project(np.array(f_hat, dtype=complex)), 0).copy()
 
 
-class DistributedTransform:
+class DistributedTransform(_Multipliers):
     """:class:`PaddedTransform`'s interface on mpi4py-fft's padded transforms.
 
     Parameters
@@ -142,8 +213,11 @@ class DistributedTransform:
     mpi4py-fft's backward transform zero-pads the coefficients and its forward transform
     truncates; with ``normalize=False`` the forward transform is the unnormalised sum, as in the
     serial class. Its truncation keeps the Nyquist entries (and, for 2/3, the modes above n/3),
-    which :meth:`forward` zeroes in this process's block.
+    which :meth:`forward` zeroes in this process's block. The multipliers take numpy passes
+    (``kernels`` chooses only the grid-space products of the model).
     """
+
+    kernels = "numpy"
 
     def __init__(self, layout, fields=2):
         from mpi4py_fft import newDistArray
@@ -155,6 +229,7 @@ class DistributedTransform:
         self.scale = 1.0 / math.prod(self.grid.padded_shape)
         self.backend, self.threads, self.effort = "mpi4py-fft", layout.threads, layout.effort
         self._unresolved = _unresolved_slabs(self.grid, layout.spectral_slice)
+        self._setup_multipliers(tuple(b.stop - b.start for b in layout.spectral_slice))
 
     def wavenumbers(self) -> tuple:
         """k_j of this process's block, as vectors broadcastable to it."""
@@ -165,11 +240,11 @@ class DistributedTransform:
             out.append(k[tuple(index)])
         return tuple(out)
 
-    def backward(self, f_hat: np.ndarray, i: int) -> np.ndarray:
+    def _backward(self, f_hat, i):
         """Field ``i`` ← Σ_k f_k e^{ik·x} (this process's block). Collective."""
         return self._transform.backward(f_hat, self.fields[i])
 
-    def forward(self, i: int, out: np.ndarray) -> np.ndarray:
+    def _forward(self, i, out):
         """``out`` ← Σ_x field_i(x) e^{-ik·x}, unnormalised (this process's block). Collective."""
         self._transform.forward(self.fields[i], out, normalize=False)
         for index in self._unresolved:
@@ -191,15 +266,79 @@ class DistributedTransform:
 
 
 def padded_transform(grid: Torus, fields=2, comm=None, decomposition="slab", backend="auto", threads=None,
-                     effort="estimate", wisdom_only=False):
+                     effort="estimate", wisdom_only=False, kernels="auto"):
     """The padded transform for a run: serial, or distributed over ``comm`` when it has more than
-    one process (d ≥ 2, see :mod:`sobolev_flow.parallel`)."""
+    one process (d ≥ 2, see :mod:`sobolev_flow.parallel`; ``kernels`` applies to the serial one)."""
     if comm is not None and comm.Get_size() > 1:
         from .parallel import Distributed
 
         layout = Distributed(grid, comm, decomposition=decomposition, threads=threads or 1, effort=effort)
         return DistributedTransform(layout, fields)
-    return PaddedTransform(grid, fields, backend=backend, threads=threads, effort=effort, wisdom_only=wisdom_only)
+    return PaddedTransform(grid, fields, backend=backend, threads=threads, effort=effort, wisdom_only=wisdom_only,
+                           kernels=kernels)
+
+
+class _FusedMaps:
+    """Zero-padding and truncation of one grid by the compiled kernels of :mod:`sobolev_flow.fused`.
+
+    Arrays are seen as (rows, columns), every axis but the last flattened into rows. ``embed``
+    takes the padded rows' source rows (−1: padding) and the number of columns the embedding
+    copies; ``extract`` the unpadded rows' padded rows (−1: an unresolved row) and the number of
+    resolved columns; both the row and column wavenumbers of every axis for the multipliers.
+    """
+
+    def __init__(self, grid: Torus):
+        d, lead, padded_lead = grid.d, grid.spectral_shape[:-1], grid.padded_spectral_shape[:-1]
+        source = np.arange(math.prod(lead)).reshape(lead)
+        rows = np.full(padded_lead, -1, dtype=np.int64)
+        blocks = grid.embedding()
+        for src, dst in blocks:
+            rows[dst[:-1]] = source[src[:-1]]
+        self.embed_rows = rows.reshape(-1)
+        self.embed_cols = len(range(*blocks[0][0][-1].indices(grid.spectral_shape[-1])))
+        extract_rows = np.full(source.size, -1, dtype=np.int64)
+        taken = self.embed_rows >= 0
+        extract_rows[self.embed_rows[taken]] = np.nonzero(taken)[0]
+        resolved = grid.resolved.reshape(source.size, -1)
+        extract_rows[~resolved[:, 0]] = -1
+        self.extract_rows = extract_rows
+        self.extract_cols = int(resolved[0].sum())
+        self.rows, self.cols = source.size, grid.spectral_shape[-1]
+        self.padded = (self.embed_rows.size, grid.padded_spectral_shape[-1])
+        ones_rows, ones_cols = np.ones(self.rows), np.ones(self.cols)
+        self.row_k, self.col_k = [], []
+        for axis, k in enumerate(grid.wavenumbers()):
+            if axis == d - 1:
+                self.row_k.append(ones_rows)
+                self.col_k.append(np.array(k.reshape(-1), dtype=float))
+            else:
+                self.row_k.append(np.array(np.broadcast_to(k, lead + (1,)).reshape(-1), dtype=float))
+                self.col_k.append(ones_cols)
+        self.row_k.append(ones_rows)  # axis None: no wavenumber
+        self.col_k.append(ones_cols)
+        self._no_weights = np.empty((0, 0))
+        self._kernels = fused.spectral()
+
+    def embed(self, spec, f_hat, axis, weights):
+        """spec ← w (i k_axis) f_hat zero-padded (see :func:`sobolev_flow.fused.embed`)."""
+        kind, a = (fused.COPY, -1) if axis is None else (fused.IMAGINARY, axis)
+        w = self._no_weights if weights is None else fused.view(weights, (self.rows, self.cols))
+        self._kernels.embed(_pairs(spec, self.padded), _pairs(f_hat, (self.rows, self.cols)), w, self.embed_rows,
+                            self.embed_cols, kind, 1.0, self.row_k[a], self.col_k[a])
+
+    def extract(self, out, spec, axis, factor, accumulate):
+        """out (+)← factor (i k_axis) spec truncated (see :func:`sobolev_flow.fused.extract`)."""
+        if axis is None:
+            kind, a = (fused.COPY if factor == 1.0 else fused.REAL), -1
+        else:
+            kind, a = fused.IMAGINARY, axis
+        self._kernels.extract(_pairs(out, (self.rows, self.cols)), _pairs(spec, self.padded), self.extract_rows,
+                              self.extract_cols, kind, float(factor), self.row_k[a], self.col_k[a], bool(accumulate))
+
+
+def _pairs(a: np.ndarray, shape) -> np.ndarray:
+    """A complex array of ``shape`` (rows, columns) seen as floats of shape (rows, 2 columns)."""
+    return fused.view(a, shape).view(float)
 
 
 def _unresolved_slabs(grid: Torus, block=None) -> list:
@@ -246,3 +385,4 @@ def _padding_slabs(grid: Torus) -> list:
             prefixes = [p + (s,) for p in prefixes for s in earlier]
         slabs += [p + (gaps[axis],) + (slice(None),) * (grid.d - axis - 1) for p in prefixes]
     return slabs
+

@@ -18,7 +18,10 @@ explicit rest:
 
 The products are formed on the padded grid of a padded transform
 (:mod:`sobolev_flow.transforms`), one component of the flux at a time, and the divergence taken in
-Fourier space: N costs 1 + d (+1 for the reaction) backward and d (+1) forward real FFTs. Under the
+Fourier space: N costs 1 + d (+1 for the reaction) backward and d (+1) forward real FFTs. Between
+the FFTs, each product and the monitor's reductions take one pass over the padded grid, and each
+multiplier one pass with the zero-padding or the truncation, with compiled kernels
+(:mod:`sobolev_flow.fused`; ``kernels="numpy"`` does the same in several numpy passes). Under the
 Wasserstein geometry N_0 = 0 identically, so the mass of μ is conserved to the last bit; under WFR
 d/dt ∫μ dm = −α ∫ ψ μ dm, and positivity is kept (the reaction is multiplicative).
 
@@ -37,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import diagnostics as diag
+from .. import fused
 from ..grid import Torus
 from ..kernels import SobolevKernel
 from ..theory import predictions
@@ -157,15 +161,20 @@ class SpectralModel:
         Distribute over its processes (d ≥ 2); None or one process: serial.
     decomposition, fft_backend, threads, fft_effort, fft_wisdom_only
         The padded transform (:func:`~sobolev_flow.transforms.padded_transform`).
+    kernels : {"auto", "numba", "numpy"}
+        The element-wise work of the right-hand side: compiled single passes (numba, the ``fast``
+        extra), numpy passes, or numba when it is installed and the padded grid has at least
+        :data:`~sobolev_flow.fused.AUTO_POINTS` points (:func:`sobolev_flow.fused.select`).
     """
 
     name = "spectral"
 
     def __init__(self, grid: Torus, mu0, nu=None, *, kernel=None, s=None, geometry=None, stabilisation=None,
                  normalize=False, orders=(), spectrum=None, comm=None, decomposition="slab", fft_backend="auto",
-                 threads=None, fft_effort="estimate", fft_wisdom_only=False):
+                 threads=None, fft_effort="estimate", fft_wisdom_only=False, kernels="auto"):
         # ---- validation, before any transform is planned
         self.grid = grid
+        self.kernels = fused.select(kernels, points=math.prod(grid.padded_shape))
         self.kernel = kernel if kernel is not None else SobolevKernel(s)
         self.geometry = make_geometry(geometry)
         self.alpha = self.geometry.alpha
@@ -187,7 +196,8 @@ class SpectralModel:
         # ---- transforms and the layout of the coefficients
         fields = 3 if self.alpha else 2  # μ − ν̄, the work field (∂_j ψ, then F_j), ψ for the reaction
         self.transform = padded_transform(grid, fields, comm=comm, decomposition=decomposition, backend=fft_backend,
-                                          threads=threads, effort=fft_effort, wisdom_only=fft_wisdom_only)
+                                          threads=threads, effort=fft_effort, wisdom_only=fft_wisdom_only,
+                                          kernels=self.kernels)
         self.layout = layout = self.transform.layout
         local = layout.local
         self.weights = local(weights)
@@ -197,20 +207,19 @@ class SpectralModel:
         self.sums = diag.SpectralSums(grid, self.weights, layout=layout)
 
         # ---- work arrays and multipliers of the right-hand side
-        shape = self.weights.shape
-        self._psi = np.empty(shape, complex)  # ψ on the unpadded layout
-        self._tmp = np.empty(shape, complex)  # i k_j ψ, then a flux or the reaction, unpadded
-        self._speed2 = np.empty(self.transform.fields[0].shape)  # |∇ψ|², accumulated when monitoring
-        ks = self.transform.wavenumbers()  # broadcastable vectors: no grid-sized multipliers
-        scale = self.transform.scale
-        self._ik = [1j * k for k in ks]
+        self._psi = np.empty(self.weights.shape, complex) if self.transform.kernels == "numpy" else None  # ψ
+        self._products = fused.products(self.kernels)
+        # the padded fields, |∇ψ|² (accumulated when monitoring) and scratch, flattened for the products
+        self._flat = [fused.view(field, -1) for field in self.transform.fields]
+        self._speed2 = np.empty(self._flat[0].size)
+        self._scratch = fused.view(self.transform.scratch, -1)
         # (div F)_k = i k·F_k, with the forward transform's 1/size folded in
-        self._ik_div = [1j * scale * k for k in ks]
-        self._reaction = -self.alpha * scale if self.alpha else None
+        self._divergence = self.transform.scale
+        self._reaction = -self.alpha * self.transform.scale if self.alpha else None
         if self.uniform and self.stabilisation == self.nu_mean:
-            self._offset = None
+            self._offset = np.empty(0)  # none
         else:  # ν − ν̄ sampled on the padded grid (spectral interpolation)
-            self._offset = self.transform.interpolate(nu_hat) - self.stabilisation
+            self._offset = fused.view(self.transform.interpolate(nu_hat) - self.stabilisation, -1)
         self.evaluations = 0
         # the first time min μ < 0 (nan: never) and the lowest min μ seen, kept across restarts
         self.positivity = np.array([math.nan, math.inf])
@@ -255,40 +264,34 @@ class SpectralModel:
             Also return a :class:`~sobolev_flow.models.base.Monitor` (collective under MPI).
         """
         self.evaluations += 1
-        transform, tmp = self.transform, self._tmp
-        # 1. μ − ν̄ on the padded grid (field 0); ψ = K̂ ρ
-        mu = transform.backward(rho_hat, 0)
-        if self._offset is not None:
-            mu += self._offset
-        psi = np.multiply(self.weights, rho_hat, out=self._psi)
-        if monitor:
-            self._speed2.fill(0.0)
-        # 2. for each axis: ∂_j ψ to the grid, F_j = (μ − ν̄) ∂_j ψ, back, (div F)_k += i k_j F_j,k
-        for j in range(self.grid.d):
-            np.multiply(psi, self._ik[j], out=tmp)
-            work = transform.backward(tmp, 1)
-            if monitor:  # (∂_j ψ)² in the scratch memory, free until the forward transform
-                self._speed2 += np.multiply(work, work, out=transform.scratch)
-            work *= mu
-            flux = out if j == 0 else tmp
-            transform.forward(1, flux)
-            flux *= self._ik_div[j]
-            if j > 0:
-                out += flux
+        transform, products, d = self.transform, self._products, self.grid.d
+        # 1. μ − ν̄ on the padded grid (field 0; the offset ν − ν̄ is added with the first product)
+        transform.backward(rho_hat, 0)
+        mu = self._flat[0]
+        # ψ = K̂ ρ = weights × coefficients: the fused zero-padding applies K̂ on the way, else ψ once here
+        if transform.kernels == "numba":
+            coefficients, weights = rho_hat, self.weights
+        else:
+            coefficients, weights = np.multiply(self.weights, rho_hat, out=self._psi), None
+        # 2. for each axis: ∂_j ψ to the grid, F_j = (μ − ν̄) ∂_j ψ (and min μ, max |∇ψ|²), back,
+        #    out (+)= i k_j F_j,k
+        low, speed2 = math.inf, 0.0
+        for j in range(d):
+            transform.backward(coefficients, 1, axis=j, weights=weights)
+            first_low, last_high = products.flux_product(self._flat[1], mu, self._speed2, self._offset,
+                                                         self._scratch, j == 0, j == d - 1, monitor)
+            low = first_low if j == 0 else low
+            speed2 = last_high if j == d - 1 else speed2
+            transform.forward(1, out, axis=j, factor=self._divergence, accumulate=j > 0)
         # 3. the reaction −α ψ (μ − ν̄) (WFR)
         max_psi = 0.0
         if self._reaction is not None:
-            field = transform.backward(psi, 2)
-            if monitor:
-                max_psi = float(np.max(np.abs(field), initial=0.0))
-            field *= mu
-            transform.forward(2, tmp)
-            tmp *= self._reaction
-            out += tmp
+            transform.backward(coefficients, 2, weights=weights)
+            max_psi = products.reaction_product(self._flat[2], mu, monitor)
+            transform.forward(2, out, factor=self._reaction, accumulate=True)
         if not monitor:
             return None
-        low, speed2, max_psi = self.layout.maxima([-float(np.min(mu, initial=math.inf)),
-                                                   float(np.max(self._speed2, initial=0.0)), max_psi])
+        low, speed2, max_psi = self.layout.maxima([-low, speed2, max_psi])
         return Monitor(min_mu=self.stabilisation - low, max_speed=math.sqrt(speed2), max_psi=max_psi)
 
     def transforms_only(self):

@@ -1,0 +1,379 @@
+"""Element-wise kernels of the grid right-hand side, fused into single passes.
+
+The right-hand side of :class:`~sobolev_flow.models.spectral.SpectralModel` spends, besides its
+FFTs, a few passes over the padded arrays per transform: zero-padding the coefficients (times a
+multiplier), forming a product on the grid (and, when monitoring, reducing it to a minimum or a
+maximum), truncating back (times a multiplier, added to the result). Each group is one pass here.
+
+Two implementations with the same results (up to round-off):
+
+- ``"numpy"``: array expressions, several passes; always available, the reference;
+- ``"numba"``: loops compiled by numba (the ``fast`` extra), one pass each, compiled on first
+  use and cached on disk (``cache=True``), so only the first run on a machine pays the compile.
+
+``"auto"`` (the default) takes numba when it is installed and the grid is large enough for the
+savings to repay loading it (:data:`AUTO_POINTS`). :func:`select` resolves a choice;
+:func:`products` gives the grid-space products, :func:`spectral` the padding and truncation
+kernels of :class:`~sobolev_flow.transforms.PaddedTransform`.
+
+Grid-space products (fields flattened, μ − ν̄ written m):
+
+    flux_product:     F = m ∂_jψ in place of ∂_jψ; first axis: m ← m + (ν − ν̄) if given, min m;
+                      monitoring: S ← Σ_{i ≤ j} (∂_iψ)² accumulated, max S at the last axis
+    reaction_product: R = m ψ in place of ψ; monitoring: max |ψ|
+
+Spectral kernels (arrays seen as (rows, columns): every axis but the last flattened into rows):
+
+    embed:    P[p, q] = c_{rq} f[r, q], r = rows[p]    (q < ncols, r ≥ 0), else 0
+    extract:  out[r, q] (+)= c_{rq} P[rows[r], q]      (q < ncols, rows[r] ≥ 0), else 0 (+ 0)
+
+with c_{rq} = 1, g or i g, g = scale · r_k[r] · c_k[q] (i k_j is i g with k_j along the rows or
+the columns). Minima and maxima propagate NaN, as numpy's do, so a non-finite state is seen.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import importlib.util
+import logging
+import math
+import sys
+import time
+from types import SimpleNamespace
+
+import numpy as np
+
+__all__ = ["KERNELS", "select", "products", "spectral", "view"]
+
+log = logging.getLogger(__name__)
+
+#: Choices of the ``kernels`` option.
+KERNELS = ("auto", "numba", "numpy")
+
+
+#: Padded grid points from which ``"auto"`` takes numba: below, the right-hand side saves
+#: microseconds per call, which do not repay loading numba and the compiled kernels (about a
+#: second per process, several seconds the first time, when they are compiled).
+AUTO_POINTS = 2**17
+
+
+def select(kernels="auto", field="kernels", points=math.inf) -> str:
+    """The implementation a ``kernels`` choice names: ``"numba"`` or ``"numpy"``.
+
+    Parameters
+    ----------
+    kernels : {"auto", "numba", "numpy"}
+        "auto": numba when it is installed and the padded grid has at least
+        :data:`AUTO_POINTS` points, else numpy.
+    field : str
+        How the option is named in error messages (e.g. ``fft.kernels`` in a configuration).
+    points : int, optional
+        Points of the padded grid (default: large).
+
+    Raises
+    ------
+    ValueError
+        An unknown choice, or "numba" without numba installed (one line, naming ``field``).
+    """
+    if kernels not in KERNELS:
+        raise ValueError(f"{field}={kernels!r}: expected one of {', '.join(KERNELS)}")
+    if kernels == "numba":
+        try:
+            import numba  # noqa: F401
+        except ImportError:
+            raise ValueError(f"{field}='numba': numba is not installed (pip install 'sobolev_flow[fast]')") from None
+        return "numba"
+    return "numba" if kernels == "auto" and points >= AUTO_POINTS and _installed("numba") else "numpy"
+
+
+def _installed(name: str) -> bool:
+    """Whether module ``name`` can be imported, without importing it."""
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    return importlib.util.find_spec(name) is not None
+
+
+def view(a: np.ndarray, shape) -> np.ndarray:
+    """``a`` as a plain ndarray of ``shape`` sharing its memory (the kernels work in place).
+
+    Raises
+    ------
+    ValueError
+        ``a`` is not C-contiguous (a reshape would copy).
+    """
+    if not a.flags.c_contiguous:
+        raise ValueError(f"expected a C-contiguous array, got shape {a.shape} with strides {a.strides}")
+    return np.asarray(a).reshape(shape)
+
+
+# ============================================================================ numpy
+def _flux_product_numpy(work, mu, speed2, offset, scratch, first, last, monitor):
+    """The numpy passes of :func:`flux_product` (same contract; ``scratch`` holds (∂_jψ)²)."""
+    low, high = math.inf, 0.0
+    if first and offset.size:
+        mu += offset
+    if monitor:
+        if first:
+            low = float(np.min(mu, initial=math.inf))
+            if last:
+                high = float(np.max(np.square(work, out=scratch), initial=0.0))
+            else:
+                np.square(work, out=speed2)
+        elif last:  # speed2 left as it is
+            high = float(np.max(np.add(speed2, np.square(work, out=scratch), out=scratch), initial=0.0))
+        else:
+            speed2 += np.square(work, out=scratch)
+    work *= mu
+    return low, high
+
+
+def _reaction_product_numpy(field, mu, monitor):
+    """The numpy passes of :func:`reaction_product` (same contract)."""
+    high = float(np.max(np.abs(field), initial=0.0)) if monitor else 0.0
+    field *= mu
+    return high
+
+
+# ============================================================================ loops for numba
+def flux_product(work, mu, speed2, offset, scratch, first, last, monitor):
+    """F = m ∂_jψ in place of ``work`` = ∂_jψ, with m = μ − ν̄ (and the monitor reductions).
+
+    Parameters
+    ----------
+    work : ndarray, 1-D float
+        ∂_jψ on the padded grid (flattened); receives F_j = m ∂_jψ.
+    mu : ndarray, 1-D float
+        m = μ − ν̄ − (ν − ν̄) before the first axis when ``offset`` is given (then m ← m + offset),
+        else m = μ − ν̄.
+    speed2 : ndarray, 1-D float
+        Σ_{i<j} (∂_iψ)² from the previous axes; receives Σ_{i≤j} (∂_iψ)² unless ``last`` (then
+        it is left as it is; unused when not ``monitor``, or when ``first`` and ``last``).
+    offset : ndarray, 1-D float
+        ν − ν̄ on the padded grid, added to ``mu`` at the first axis (a non-uniform target), or
+        an empty array (none).
+    scratch : ndarray, 1-D float
+        Work memory of the numpy implementation (unused by the loops).
+    first, last : bool
+        Whether j is the first or the last axis.
+    monitor : bool
+        Compute the reductions.
+
+    Returns
+    -------
+    low : float
+        min m over the grid at the first axis when monitoring (NaN if any m is NaN), else inf.
+    high : float
+        max |∇ψ|² = max Σ_i (∂_iψ)² at the last axis when monitoring (NaN propagates), else 0.
+
+    Notes
+    -----
+    Without ``monitor`` the product is a loop of its own, which vectorises.
+    """
+    n = work.size
+    add = first and offset.size > 0
+    if not monitor:
+        if add:
+            for i in range(n):
+                m = mu[i] + offset[i]
+                mu[i] = m
+                work[i] *= m
+        else:
+            for i in range(n):
+                work[i] *= mu[i]
+        return math.inf, 0.0
+    low, high = math.inf, 0.0  # a NaN, once met, stays
+    for i in range(n):
+        g, m = work[i], mu[i]
+        if add:
+            m += offset[i]
+            mu[i] = m
+        if first:
+            if m < low or m != m:
+                low = m if low == low else low
+            s = g * g
+        else:
+            s = speed2[i] + g * g
+        if last:
+            if s > high or s != s:
+                high = s if high == high else high
+        else:
+            speed2[i] = s
+        work[i] = g * m
+    return low, high
+
+
+def reaction_product(field, mu, monitor):
+    """R = m ψ in place of ``field`` = ψ (m = μ − ν̄); returns max |ψ| when ``monitor`` (NaN
+    propagates), else 0."""
+    high = 0.0
+    if monitor:
+        for i in range(field.size):
+            a = abs(field[i])
+            if a > high or a != a:
+                high = a if high == high else high
+    for i in range(field.size):
+        field[i] *= mu[i]
+    return high
+
+
+#: Multipliers of :func:`embed` and :func:`extract`: none, a real g, an imaginary i g.
+COPY, REAL, IMAGINARY = 0, 1, 2
+
+
+def embed(spec, f, weights, rows, ncols, kind, scale, row_k, col_k):
+    """spec[p, q] ← c_{rq} w_{rq} f[r, q] with r = rows[p] ≥ 0 and q < ncols, else 0.
+
+    The multiplier is c_{rq} = 1 (``kind`` COPY) or i g (IMAGINARY) with
+    g = scale row_k[r] col_k[q]; complex arrays are passed as float views, (re, im) pairs.
+
+    Parameters
+    ----------
+    spec : ndarray, float, (P, 2Q)
+        The padded spectral array, every axis but the last flattened into rows.
+    f : ndarray, float, (R, 2C)
+        The coefficients on the unpadded layout, likewise flattened.
+    weights : ndarray, float, (R, C) or (0, 0)
+        Real weights w (the kernel's K̂), or none (w = 1).
+    rows : ndarray of int, (P,)
+        The row of ``f`` each padded row takes, or −1 (a padding row).
+    ncols : int
+        Complex columns taken (the rest of each padded row is padding).
+    kind : int
+        COPY or IMAGINARY.
+    scale : float
+    row_k, col_k : ndarray of float, (R,) and (C,)
+        Row and column factors (wavenumbers, or ones).
+    """
+    weighted = weights.size > 0
+    for p in range(spec.shape[0]):
+        r = rows[p]
+        if r < 0:  # a padding row
+            spec[p, :] = 0.0
+            continue
+        spec[p, 2 * ncols:] = 0.0  # the padding columns
+        a = scale * row_k[r]
+        if kind == COPY and not weighted:
+            for q in range(2 * ncols):
+                spec[p, q] = f[r, q]
+        elif kind == COPY:
+            for q in range(ncols):
+                w = weights[r, q]
+                spec[p, 2 * q] = w * f[r, 2 * q]
+                spec[p, 2 * q + 1] = w * f[r, 2 * q + 1]
+        elif weighted:  # i g w f, as (w f) times i g
+            for q in range(ncols):
+                g = a * col_k[q]
+                w = weights[r, q]
+                spec[p, 2 * q] = -(g * (w * f[r, 2 * q + 1]))
+                spec[p, 2 * q + 1] = g * (w * f[r, 2 * q])
+        else:
+            for q in range(ncols):
+                g = a * col_k[q]
+                spec[p, 2 * q] = -(g * f[r, 2 * q + 1])
+                spec[p, 2 * q + 1] = g * f[r, 2 * q]
+
+
+def extract(out, spec, rows, ncols, kind, scale, row_k, col_k, accumulate):
+    """out[r, q] ← (out[r, q] +) c_{rq} spec[rows[r], q] for rows[r] ≥ 0 and q < ncols; the other
+    entries ← 0 (left as they are when ``accumulate``).
+
+    Parameters
+    ----------
+    out : ndarray, float, (R, 2C)
+        Coefficients on the unpadded layout as (re, im) pairs, every axis but the last
+        flattened into rows.
+    spec : ndarray, float, (P, 2Q)
+        The padded spectral array, likewise.
+    rows : ndarray of int, (R,)
+        The padded row each row of ``out`` takes, or −1 (an unresolved row).
+    ncols : int
+        Resolved complex columns.
+    kind, scale, row_k, col_k
+        The multiplier c_{rq} = i g (``kind`` IMAGINARY) or g (REAL, and COPY with scale 1),
+        g = scale row_k[r] col_k[q].
+    accumulate : bool
+        Add to ``out`` instead of overwriting it.
+    """
+    imaginary = kind == IMAGINARY  # else real: g (COPY is g = scale = 1)
+    for r in range(out.shape[0]):
+        p = rows[r]
+        if p < 0:  # an unresolved row
+            if not accumulate:
+                out[r, :] = 0.0
+            continue
+        if not accumulate:
+            out[r, 2 * ncols:] = 0.0  # the unresolved columns
+        a = scale * row_k[r]
+        if imaginary and accumulate:
+            for q in range(ncols):
+                g = a * col_k[q]
+                re, im = spec[p, 2 * q], spec[p, 2 * q + 1]
+                out[r, 2 * q] += -(g * im)
+                out[r, 2 * q + 1] += g * re
+        elif imaginary:
+            for q in range(ncols):
+                g = a * col_k[q]
+                re, im = spec[p, 2 * q], spec[p, 2 * q + 1]
+                out[r, 2 * q] = -(g * im)
+                out[r, 2 * q + 1] = g * re
+        elif accumulate:
+            for q in range(ncols):
+                g = a * col_k[q]
+                out[r, 2 * q] += g * spec[p, 2 * q]
+                out[r, 2 * q + 1] += g * spec[p, 2 * q + 1]
+        else:
+            for q in range(ncols):
+                g = a * col_k[q]
+                out[r, 2 * q] = g * spec[p, 2 * q]
+                out[r, 2 * q + 1] = g * spec[p, 2 * q + 1]
+
+
+# ============================================================================ selection
+@functools.cache
+def _compiled() -> SimpleNamespace:
+    """The loops above compiled by numba for their one signature each (on first call; cached on
+    disk, so a later process loads them instead of compiling)."""
+    import numba
+    from numba import boolean, float64, int64
+
+    vector, matrix, rows = float64[::1], float64[:, ::1], int64[::1]
+    jit = functools.partial(numba.njit, cache=True, nogil=True)
+    start = time.perf_counter()
+    out = SimpleNamespace(
+        flux_product=jit(numba.types.UniTuple(float64, 2)(vector, vector, vector, vector, vector, boolean, boolean,
+                                                          boolean))(flux_product),
+        reaction_product=jit(float64(vector, vector, boolean))(reaction_product),
+        embed=jit(numba.void(matrix, matrix, matrix, rows, int64, int64, float64, vector, vector))(embed),
+        extract=jit(numba.void(matrix, matrix, rows, int64, int64, float64, vector, vector, boolean))(extract),
+    )
+    log.debug("fused kernels ready (numba %s) in %.2f s", numba.__version__, time.perf_counter() - start)
+    _no_colorama_exit_reset()
+    return out
+
+
+def _no_colorama_exit_reset():
+    """Undo an exit handler numba's error formatting can leave behind.
+
+    Compiling imports numba modules that format error messages through colorama, whose
+    ``init`` registers an exit handler writing a terminal reset code to stdout when stdout is a
+    terminal (as it is for every process under mpirun): the output of a run would end in
+    stray bytes."""
+    colorama = sys.modules.get("colorama.initialise")
+    if colorama is not None:
+        atexit.unregister(colorama.reset_all)
+
+
+def products(kernels: str) -> SimpleNamespace:
+    """``flux_product`` and ``reaction_product`` of an implementation ("numba" or "numpy", as
+    :func:`select` returns); both take flattened views."""
+    if kernels == "numba":
+        compiled = _compiled()
+        return SimpleNamespace(flux_product=compiled.flux_product, reaction_product=compiled.reaction_product)
+    return SimpleNamespace(flux_product=_flux_product_numpy, reaction_product=_reaction_product_numpy)
+
+
+def spectral() -> SimpleNamespace:
+    """The compiled ``embed`` and ``extract`` kernels (numba)."""
+    compiled = _compiled()
+    return SimpleNamespace(embed=compiled.embed, extract=compiled.extract)

@@ -1,0 +1,212 @@
+"""Fused element-wise kernels (sobolev_flow.fused): the numba right-hand side equals the numpy
+one to round-off, monitor included, in 1-D, 2-D and 3-D, both geometries, both dealiasing
+rules and both FFT back ends; NaN reaches the monitor; the option is validated in one line.
+
+The numpy path is the one the independent reference of tests/test_models.py checks with
+numba absent; with numba installed that file checks the numba path (``kernels="auto"``)."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sobolev_flow import SobolevKernel, SpectralModel, Torus, fused
+from sobolev_flow.config import ConfigError, resolve
+
+numba = pytest.importorskip("numba")
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+WFR = {"name": "wfr", "alpha": 2.0}
+SHAPES = [(16,), (12, 10), (8, 12, 10)]
+
+
+def env():
+    """The environment of a subprocess, with this source tree first on the path."""
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+def models(shape, dealias, geometry, target, backend, rng):
+    """The same model with numba and with numpy kernels, and a random resolved state."""
+    grid = Torus(shape, dealias=dealias)
+    nu = None if target == "uniform" else 1.0 + 0.3 * rng.random(shape)
+    mu0 = np.full(shape, 1.0 if nu is None else nu.mean())
+    built = {kernels: SpectralModel(grid, mu0, nu, kernel=SobolevKernel(1.5), geometry=geometry,
+                                    fft_backend=backend, threads=1, kernels=kernels) for kernels in ("numba", "numpy")}
+    shape_hat = grid.spectral_shape
+    rho_hat = grid.project(rng.standard_normal(shape_hat) + 1j * rng.standard_normal(shape_hat))
+    return built, rho_hat
+
+
+@pytest.mark.parametrize("backend", ["pyfftw", "numpy"])
+@pytest.mark.parametrize("target", ["uniform", "varying"])
+@pytest.mark.parametrize("geometry", ["wasserstein", "wfr"])
+@pytest.mark.parametrize("dealias", ["3/2", "2/3"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{len(s)}-D")
+def test_numba_right_hand_side_and_monitor_equal_numpy(shape, dealias, geometry, target, backend, rng):
+    built, rho_hat = models(shape, dealias, geometry if geometry == "wasserstein" else WFR, target, backend, rng)
+    assert built["numba"].transform.kernels == "numba" and built["numpy"].transform.kernels == "numpy"
+    results = {}
+    for kernels, model in built.items():
+        out, plain = np.empty_like(rho_hat), np.empty_like(rho_hat)
+        monitor = model.explicit(rho_hat, out, monitor=True)
+        assert model.explicit(rho_hat, plain) is None
+        np.testing.assert_array_equal(plain, out)  # monitoring changes nothing
+        results[kernels] = out, monitor
+    (a, ma), (b, mb) = results["numba"], results["numpy"]
+    scale = np.abs(b).max()
+    assert scale > 0
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-13 * scale)
+    assert not np.any(a[~Torus(shape, dealias=dealias).resolved])  # nothing outside the resolved modes
+    for name in ("min_mu", "max_speed", "max_psi"):
+        assert getattr(ma, name) == pytest.approx(getattr(mb, name), rel=1e-13, abs=1e-300), name
+    assert mb.max_speed > 0 and (mb.max_psi > 0) == (geometry == "wfr")
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{len(s)}-D")
+def test_a_nan_state_gives_a_nan_monitor_with_either_kernels(shape, rng):
+    built, rho_hat = models(shape, "3/2", WFR, "uniform", "pyfftw", rng)
+    rho_hat.flat[1] = np.nan
+    with np.errstate(invalid="ignore"):
+        for kernels, model in built.items():
+            monitor = model.explicit(rho_hat, np.empty_like(rho_hat), monitor=True)
+            assert np.isnan(monitor.min_mu) and np.isnan(monitor.max_speed) and np.isnan(monitor.max_psi), kernels
+            with pytest.raises(FloatingPointError, match="non-finite"):
+                model.check(monitor, 1.0)
+
+
+@pytest.mark.parametrize("first,last", [(True, True), (True, False), (False, False), (False, True)])
+@pytest.mark.parametrize("offset", [False, True])
+def test_products_reduce_as_numpy_with_a_single_nan_anywhere(first, last, offset, rng):
+    """min μ and max |∇ψ|² of the compiled loop equal numpy's, also when one entry is NaN
+    (first, last or in the middle): a NaN, once met, stays."""
+    n = 257
+    compiled, reference = fused.products("numba"), fused.products("numpy")
+    for where in (None, 0, n // 2, n - 1):
+        work, mu, speed2 = rng.standard_normal(n), rng.standard_normal(n), rng.random(n)
+        off = rng.standard_normal(n) if offset else np.empty(0)
+        if where is not None:
+            (mu if first else work)[where] = np.nan
+        outputs = []
+        with np.errstate(invalid="ignore"):
+            for kernels in (compiled, reference):
+                w, m, s = work.copy(), mu.copy(), speed2.copy()
+                low, high = kernels.flux_product(w, m, s, off, np.empty(n), first, last, True)
+                outputs.append((low, high, w, m, s))
+        for x, y in zip(*outputs):
+            np.testing.assert_array_equal(x, y)
+        low, high = outputs[0][:2]
+        if where is not None:
+            assert np.isnan(low) if first else np.isnan(high) if last else np.isnan(outputs[0][4][where])
+
+
+def test_reaction_product_max_abs_psi_as_numpy(rng):
+    psi, mu = rng.standard_normal(101), rng.standard_normal(101)
+    psi[37] = -7.5  # the largest |ψ| is negative
+    out = {}
+    for kernels in ("numba", "numpy"):
+        field = psi.copy()
+        out[kernels] = fused.products(kernels).reaction_product(field, mu, True), field
+    assert out["numba"][0] == out["numpy"][0] == 7.5
+    np.testing.assert_array_equal(out["numba"][1], psi * mu)
+
+
+def test_bad_kernels_value_is_one_line():
+    grid = Torus((16,))
+    with pytest.raises(ValueError) as err:
+        SpectralModel(grid, np.ones(16), s=1.0, kernels="fast")
+    assert str(err.value) == "kernels='fast': expected one of auto, numba, numpy"
+    with pytest.raises(ConfigError) as err:
+        resolve({"fft": {"kernels": "numbaa"}})
+    assert str(err.value) == "fft.kernels='numbaa': expected one of auto, numba, numpy; did you mean 'numba'?"
+
+
+def test_without_numba_auto_falls_back_and_numba_is_refused(monkeypatch):
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba raises ImportError
+    assert fused.select("auto") == "numpy"
+    with pytest.raises(ValueError) as err:
+        fused.select("numba", field="fft.kernels")
+    assert str(err.value) == "fft.kernels='numba': numba is not installed (pip install 'sobolev_flow[fast]')"
+    with pytest.raises(ConfigError, match=r"^fft.kernels='numba': numba is not installed"):
+        resolve({"fft": {"kernels": "numba"}})
+    model = SpectralModel(Torus((16,)), np.ones(16), s=1.0)
+    assert model.kernels == model.transform.kernels == "numpy"
+
+
+def test_cli_bad_kernels_exits_2_and_touches_nothing(tmp_path):
+    existing = tmp_path / "run.h5"
+    existing.write_bytes(b"precious")
+    result = subprocess.run([sys.executable, "-m", "sobolev_flow.run", "--set", "fft.kernels=fast", "--output",
+                             "run.h5", "--overwrite", "--quiet"], capture_output=True, text=True, cwd=tmp_path,
+                            env=env())
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: fft.kernels='fast': expected one of auto, numba, numpy"
+    assert existing.read_bytes() == b"precious"
+
+
+def test_auto_takes_numba_from_the_threshold_on():
+    assert fused.select("auto", points=fused.AUTO_POINTS - 1) == "numpy"
+    assert fused.select("auto", points=fused.AUTO_POINTS) == "numba"
+    assert fused.select("numba", points=1) == "numba"
+    assert fused.select("numpy") == "numpy"
+
+
+def test_a_small_default_model_does_not_import_numba():
+    """Below the threshold the default (auto) neither imports numba nor loads the kernels."""
+    code = ("import sys, numpy as np; from sobolev_flow import SpectralModel, Torus; "
+            "m = SpectralModel(Torus((64, 64)), np.ones((64, 64)), s=1.0); "
+            "print(m.kernels, 'numba' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env())
+    assert result.stdout.strip() == "numpy False"
+
+
+DISTRIBUTED_SCRIPT = """
+import numpy as np
+from mpi4py import MPI
+from sobolev_flow import SpectralModel, Torus
+
+grid = Torus((16, 12))
+rng = np.random.default_rng(3)
+nu = 1 + 0.3 * rng.random(grid.shape)
+rho = grid.project(rng.standard_normal(grid.spectral_shape) + 1j * rng.standard_normal(grid.spectral_shape))
+for geometry in ("wasserstein", {"name": "wfr", "alpha": 2.0}):
+    options = dict(nu=nu, s=1.5, geometry=geometry, threads=1)
+    distributed = SpectralModel(grid, np.full(grid.shape, nu.mean()), comm=MPI.COMM_WORLD, kernels="numba", **options)
+    serial = SpectralModel(grid, np.full(grid.shape, nu.mean()), kernels="numpy", **options)
+    local = distributed.layout.local(rho).copy()
+    out = np.empty_like(local)
+    monitor = distributed.explicit(local, out, monitor=True)
+    reference = np.empty_like(rho)
+    expected = serial.explicit(rho, reference, monitor=True)
+    error = np.abs(distributed.layout.gather(out) - reference).max() / np.abs(reference).max()
+    gaps = [abs(getattr(monitor, k) - getattr(expected, k)) / abs(getattr(expected, k))
+            for k in ("min_mu", "max_speed", "max_psi") if getattr(expected, k)]
+    rows = MPI.COMM_WORLD.gather((MPI.COMM_WORLD.rank, distributed.kernels, error, max(gaps)))
+    if MPI.COMM_WORLD.rank == 0:  # one writer: the ranks' lines could interleave
+        for row in rows:
+            print(*row, flush=True)
+"""
+
+
+def test_distributed_numba_products_equal_the_serial_numpy_right_hand_side(tmp_path):
+    """Under MPI the grid-space products are compiled, the padding is mpi4py-fft's."""
+    import shutil
+
+    pytest.importorskip("mpi4py_fft")
+    if shutil.which("mpirun") is None:
+        pytest.skip("no mpirun on PATH")
+    script = tmp_path / "distributed.py"
+    script.write_text(DISTRIBUTED_SCRIPT)
+    e = env()
+    e.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1")
+    result = subprocess.run(["mpirun", "-n", "2", "--oversubscribe", sys.executable, str(script)], cwd=tmp_path,
+                            env=e, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert sorted(row[0] for row in rows) == ["0", "0", "1", "1"], result.stdout
+    for _, kernels, error, gap in rows:
+        assert kernels == "numba" and float(error) < 1e-13 and float(gap) < 1e-13, result.stdout
