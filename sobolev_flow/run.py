@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import pathlib
 import signal
 import sys
@@ -36,9 +37,10 @@ from .solver import Solver, check_memory
 from .steppers import get_scheme
 from .fft import export_wisdom, import_wisdom, resolve_backend
 from .parallel import launched_processes, launched_rank, world
-from .storage import NullWriter, RunWriter, check_writable, checkpoint_time, read_config, read_wisdom
-from .trackers import (CheckpointTracker, DiagnosticsTracker, InterruptTracker, Interrupted, ProgressTracker,
-                       SnapshotTracker, drive)
+from .storage import (NullWriter, RunLock, RunWriter, WriteError, check_restored, check_writable, checkpoint_time,
+                      read_config, read_wisdom)
+from .trackers import (CheckpointTracker, DiagnosticsTracker, HealthTracker, InterruptTracker, Interrupted,
+                       ProgressTracker, SnapshotTracker, drive)
 
 log = logging.getLogger("sobolev_flow.run")
 
@@ -355,6 +357,11 @@ def main(argv=None) -> int:
     except ValueError as err:
         say(f"error: {err}", file=sys.stderr)
         return 2
+    except WriteError as err:  # leave without closing the file HDF5 failed to write: that can crash
+        say(f"error: {err}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
     except (RuntimeError, FloatingPointError) as err:
         say(f"error: {err}", file=sys.stderr)
         return 1
@@ -417,28 +424,39 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
     layout.barrier()  # every process has checked the output path before the first one creates it
 
     def open_file():
-        if restart:
-            writer, _, checkpoint = RunWriter.reopen(path)
-            if t_end < checkpoint["t"]:
-                writer.close()
-                raise ConfigError(f"time.t_end={t_end!r}: the checkpoint is already at t={checkpoint['t']!r}")
-            writer.begin(cfg, note={"t": checkpoint["t"], "t_end": t_end,
-                                    "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-            return writer, checkpoint
-        writer = RunWriter.create(path, solver.model, solver.series, cfg, metadata, arrays, overwrite=overwrite)
+        lock = RunLock(path).acquire()  # one writer per run file, for the whole run
+        try:
+            if restart:
+                writer, _, checkpoint = RunWriter.reopen(path)
+                writer.lock = lock
+                if t_end < checkpoint["t"]:
+                    writer.close()
+                    raise ConfigError(f"time.t_end={t_end!r}: the checkpoint is already at t={checkpoint['t']!r}")
+                writer.begin(cfg, note={"t": checkpoint["t"], "t_end": t_end,
+                                        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                return writer, checkpoint
+            writer = RunWriter.create(path, solver.model, solver.series, cfg, metadata, arrays, overwrite=overwrite)
+        except BaseException:
+            lock.release()
+            raise
+        writer.lock = lock
         writer.begin()
         return writer, None
 
     writer, checkpoint = on_root(layout, open_file, NullWriter())
     if restart:
         solver.restore(checkpoint)
+        check_restored(checkpoint.get("energy"), solver.energy, f"the checkpoint of {str(path)!r}")
         log.info("restarting %s from t=%.6g (step %d)", path, solver.t, solver.steps)
+    health = HealthTracker(schedule_times(cfg["output"]["diagnostics"], t_end))
     checkpointer = CheckpointTracker(writer, seconds=cfg["output"]["checkpoint_seconds"],
-                                     steps=cfg["output"]["checkpoint_steps"])
+                                     steps=cfg["output"]["checkpoint_steps"],
+                                     first=schedule_times(cfg["output"]["snapshots"], t_end), health=health.check)
     outputs = np.union1d(schedule_times(cfg["output"]["snapshots"], t_end),
                          schedule_times(cfg["output"]["diagnostics"], t_end))
     progress = ProgressTracker(t_end, bar=bar, schedule=outputs)
     trackers = [
+        health,
         SnapshotTracker(schedule_times(cfg["output"]["snapshots"], t_end), writer),
         DiagnosticsTracker(schedule_times(cfg["output"]["diagnostics"], t_end), writer),
         checkpointer,
