@@ -395,7 +395,7 @@ def energy_rate_line(path) -> str:
     from .storage import open_run
 
     try:
-        row = rate_table(open_run(path))[0]
+        row = rate_table(open_run(path, snapshots=False))[0]
     except (OSError, KeyError, ValueError):
         return ""
     fit = row["fit"]

@@ -194,7 +194,7 @@ def write_cause(err: BaseException) -> str:
     inside a longer message; that phrase and its errno name are returned (``"File too large
     (EFBIG)"``), else the exception's errno, else the first line of its message.
     """
-    text = str(err)
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
     message = re.search(r"error message = '([^']*)'", text)
     number = re.search(r"errno = (\d+)", text)
     code = int(number.group(1)) if number else getattr(err, "errno", None)
@@ -204,6 +204,21 @@ def write_cause(err: BaseException) -> str:
     if code in errno.errorcode:
         return os.strerror(code) + name
     return text.strip().splitlines()[0] if text.strip() else type(err).__name__
+
+
+def _detach(file):
+    """Point the descriptor HDF5 writes ``file`` through at /dev/null: what HDF5 still writes
+    after a failed write (flushes when its objects are released, at the latest when the process
+    exits) then goes nowhere, and the file on disk keeps the state of its last successful flush,
+    as if its writer had been killed. Writing on to the real file after a failed write can crash
+    the process."""
+    try:
+        fd = file.id.get_vfd_handle()
+        null = os.open(os.devnull, os.O_RDWR)
+    except (OSError, RuntimeError, ValueError):
+        return
+    os.dup2(null, fd)
+    os.close(null)
 
 
 class RunWriter:
@@ -238,7 +253,9 @@ class RunWriter:
                 yield
                 if flush:
                     self.file.flush()
-            except (OSError, RuntimeError) as err:
+            except (OSError, RuntimeError, KeyError) as err:
+                if isinstance(err, KeyError) and "Unable to" not in str(err):
+                    raise  # a missing key, not HDF5's report of damaged metadata
                 ignored.insert(0, err)
         finally:
             sys.unraisablehook, sys.excepthook = hooks
@@ -248,6 +265,7 @@ class RunWriter:
     def _abandon(self, err):
         self.broken = True
         _ABANDONED.append(self)
+        _detach(self.file)
         where = ("it holds no checkpoint" if self.checkpoint_t is None
                  else f"its checkpoint at t={self.checkpoint_t:.6g} can be continued with --restart")
         name = self.path if self.replaces is None else self.replaces
@@ -522,7 +540,7 @@ def recover(path: pathlib.Path, stored_eof: int | None = None):
 
 def _copy_run(h5py, source, tmp):
     """Copy the run file ``source`` object by object into a new file ``tmp`` (see :func:`recover`)."""
-    with h5py.File(source, "r", libver="latest", swmr=True) as src, h5py.File(tmp, "w", libver="latest") as dst:
+    with _open_swmr(source) as src, h5py.File(tmp, "w", libver="latest") as dst:
         for key, value in src.attrs.items():
             dst.attrs[key] = value
         for name in src:
@@ -681,12 +699,54 @@ class RunData:
         return xr.Dataset(data, coords=coords, attrs={"config": json.dumps(self.config)})
 
 
+#: Reads of a metadata block whose checksum fails before a SWMR reader gives up. A reader may
+#: catch a block the writer is rewriting, so HDF5 retries (100 times by default, waiting longer
+#: each time); on a damaged file those retries made an open hang for many minutes.
+SWMR_READ_ATTEMPTS = 20
+
+
+def _hdf5_function(name):
+    """A C function of the HDF5 library h5py is linked with (via ctypes), or None if not found."""
+    import ctypes
+
+    try:
+        maps = pathlib.Path("/proc/self/maps").read_text().split("\n")
+    except OSError:
+        return None
+    libraries = {line.split()[-1] for line in maps if re.search(r"/libhdf5[-_.][^/]*$", line.strip())
+                 and "hl" not in line.split()[-1].rsplit("/", 1)[-1]}
+    for library in sorted(libraries):
+        try:
+            return getattr(ctypes.CDLL(library), name)
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def _open_swmr(path):
+    """Open ``path`` read-only in SWMR mode with at most :data:`SWMR_READ_ATTEMPTS` reads of a
+    metadata block whose checksum fails (HDF5's default where the C setter is not reachable)."""
+    import ctypes
+
+    h5py = _h5py()
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    setter = _hdf5_function("H5Pset_metadata_read_attempts")
+    if setter is not None:
+        setter(ctypes.c_int64(fapl.id), ctypes.c_uint(SWMR_READ_ATTEMPTS))
+    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
+    return h5py.File(fid)
+
+
 def _open_read(path):
-    """Open for reading in SWMR mode (works while a writer runs, or after it died)."""
+    """Open for reading in SWMR mode (works while a writer runs, or after it died), with
+    bounded retries on damaged metadata (:func:`_open_swmr`)."""
     h5py = _h5py()
     try:
-        return h5py.File(path, "r", libver="latest", swmr=True)
-    except OSError:
+        return _open_swmr(path)
+    except OSError as err:
+        if "checksum" in str(err):
+            raise
         return h5py.File(path, "r", locking=False)
 
 
@@ -701,23 +761,28 @@ def read_config(path) -> dict:
         raise ConfigError(f"output.path={str(path)!r}: not a sobolev_flow run file ({err})") from None
 
 
-def open_run(path) -> RunData:
+def open_run(path, snapshots=True) -> RunData:
     """Read a run file, also while another process is still writing it.
 
     Rows are read up to the length of the time datasets, which are written last, so a
-    partially written row is never returned.
+    partially written row is never returned. ``snapshots=False`` reads the diagnostics and
+    attributes only (``t`` is then empty, ``mu`` None): what the rate fits need, readable when a
+    snapshot chunk is damaged.
     """
     path = pathlib.Path(path)
     with _open_read(path) as f:
         if f.attrs.get("format") != FORMAT:
             raise ValueError(f"path={str(path)!r}: not a sobolev_flow run file")
-        for ds in list(f["snapshots"].values()) + list(f["diagnostics"].values()):
+        groups = ("snapshots", "diagnostics") if snapshots else ("diagnostics",)
+        for ds in [ds for group in groups for ds in f[group].values()]:
             if hasattr(ds, "refresh"):
                 ds.refresh()
-        n_snap = f["snapshots/t"].shape[0]
-        t = f["snapshots/t"][:n_snap]
-        snapshots = {name: ds[:n_snap] for name, ds in f["snapshots"].items() if name != "t"}
-        mu = snapshots.get("mu")
+        t, fields = np.zeros(0), {}
+        if snapshots:
+            n_snap = f["snapshots/t"].shape[0]
+            t = f["snapshots/t"][:n_snap]
+            fields = {name: ds[:n_snap] for name, ds in f["snapshots"].items() if name != "t"}
+        mu = fields.get("mu")
         n_diag = f["diagnostics/t"].shape[0]
         diagnostics = {name: ds[:n_diag] for name, ds in f["diagnostics"].items()}
         norms = f["diagnostics"].get("sobolev_norms")
@@ -729,4 +794,4 @@ def open_run(path) -> RunData:
         config = json.loads(f.attrs["config"])
         coordinates = [f[f"grid/x{j}"][...] for j in range(len(f["grid"]))]
     return RunData(t=t, mu=mu, diagnostics=diagnostics, orders=orders, config=config, attrs=attrs,
-                   coordinates=coordinates, snapshots=snapshots)
+                   coordinates=coordinates, snapshots=fields)
