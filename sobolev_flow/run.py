@@ -39,7 +39,7 @@ from .fft import export_wisdom, import_wisdom, resolve_backend
 from .parallel import launched_processes, launched_rank, world
 from .storage import (NullWriter, RunLock, RunWriter, WriteError, check_restored, check_writable, checkpoint_time,
                       read_config, read_wisdom)
-from .trackers import (CheckpointTracker, DiagnosticsTracker, HealthTracker, InterruptTracker, Interrupted,
+from .trackers import (BlowUp, CheckpointTracker, DiagnosticsTracker, HealthTracker, InterruptTracker, Interrupted,
                        ProgressTracker, SnapshotTracker, drive)
 
 log = logging.getLogger("sobolev_flow.run")
@@ -468,6 +468,11 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
     try:
         drive(solver, t_end, trackers)
         writer.record_summary(solver.model.summary())
+    except BlowUp as err:
+        t = getattr(writer, "checkpoint_t", None)
+        raise BlowUp(f"{err}; " + ("no state was checkpointed" if t is None else
+                                   f"the last good checkpoint at t={t:.6g} stays; continue it with --restart and a "
+                                   "smaller time.dt, time.cfl or time.rtol")) from None
     except Interrupted:
         checkpointer.save(solver)
         progress.finish(solver)

@@ -373,6 +373,7 @@ class RunWriter:
         try:
             if f.attrs.get("format") != FORMAT:
                 raise ConfigError(f"output.path={str(path)!r}: not a sobolev_flow run file")
+            check_objects(f, path)
             checkpoint = read_checkpoint(f, path)
             if checkpoint is None:
                 raise ConfigError(f"output.path={str(path)!r}: the file holds no checkpoint to restart from")
@@ -382,7 +383,7 @@ class RunWriter:
             with writer._writing():
                 for group, rows in (("snapshots", checkpoint["n_snapshots"]),
                                     ("diagnostics", checkpoint["n_diagnostics"])):
-                    for ds in f[group].values():
+                    for _, ds in members(f[group]):
                         ds.resize(rows, axis=0)
         except WriteError:
             raise
@@ -432,7 +433,7 @@ class RunWriter:
         with self._writing():
             i = self.n_diagnostics
             group = self.file["diagnostics"]
-            for name, ds in group.items():
+            for name, ds in members(group):
                 if name == "t":
                     continue
                 ds.resize(i + 1, axis=0)
@@ -455,7 +456,7 @@ class RunWriter:
             current = int(ckpt["current"][()])
             slot = "b" if current == 1 else "a"
             group = ckpt[slot]
-            values = {name: np.asarray(state[name], dtype=ds.dtype) for name, ds in group.items() if name != "digest"}
+            values = {name: np.asarray(state[name], dtype=ds.dtype) for name, ds in members(group) if name != "digest"}
             for name, value in values.items():
                 group[name][()] = value
             if "digest" in group:
@@ -566,14 +567,41 @@ def read_wisdom(path) -> bytes:
     return b"" if value is None else np.asarray(value).tobytes()
 
 
-def checkpoint_time(path) -> float | None:
-    """The time of a run file's current checkpoint, read without writing (None: no checkpoint)."""
+def checkpoint_time(path) -> float:
+    """The time of a run file's current checkpoint, read (and verified) without writing; a
+    ConfigError if there is none or it is damaged, so that a refused restart leaves the file as
+    it was (a file whose writer died is only recovered once it is known to hold a checkpoint)."""
     try:
         with _open_read(path) as f:
             checkpoint = read_checkpoint(f, path)
     except (OSError, KeyError) as err:
         raise ConfigError(f"output.path={str(path)!r}: not a readable run file ({err})") from None
-    return None if checkpoint is None else checkpoint["t"]
+    if checkpoint is None:
+        raise ConfigError(f"output.path={str(path)!r}: the file holds no checkpoint to restart from")
+    return checkpoint["t"]
+
+
+def members(group) -> list:
+    """(name, object) of a group's members. Unlike ``group.items()``, which gives None for a
+    member HDF5 cannot open, a damaged member raises (KeyError or OSError)."""
+    return [(name, group[name]) for name in group]
+
+
+def check_objects(f, path):
+    """Open every object of a run file opened for writing, before it switches to SWMR mode.
+
+    Outside SWMR mode HDF5 reads a metadata block whose checksum fails once and reports it; a
+    SWMR writer would retry such a read for minutes. A damaged object is refused here with one
+    line (ConfigError), before anything is written.
+    """
+    names, name = [], ""
+    try:
+        f.visit(names.append)
+        for name in names:
+            f[name]
+    except (KeyError, OSError, RuntimeError) as err:
+        where = f" at {name!r}" if name else ""
+        raise ConfigError(f"output.path={str(path)!r}: the run file is damaged{where} ({write_cause(err)})") from None
 
 
 def checkpoint_digest(values: dict) -> bytes:
@@ -592,7 +620,7 @@ def read_checkpoint(f, path=None) -> dict | None:
         return None
     slot = "a" if current == 1 else "b"
     group = f["checkpoint"][slot]
-    raw = {name: ds[()] for name, ds in group.items()}
+    raw = {name: ds[()] for name, ds in members(group)}
     verify_checkpoint(raw, f"checkpoint {slot} of {str(path or f.filename)!r}")
     out = {}
     for name, value in raw.items():
@@ -774,17 +802,17 @@ def open_run(path, snapshots=True) -> RunData:
         if f.attrs.get("format") != FORMAT:
             raise ValueError(f"path={str(path)!r}: not a sobolev_flow run file")
         groups = ("snapshots", "diagnostics") if snapshots else ("diagnostics",)
-        for ds in [ds for group in groups for ds in f[group].values()]:
+        for _, ds in [item for group in groups for item in members(f[group])]:
             if hasattr(ds, "refresh"):
                 ds.refresh()
         t, fields = np.zeros(0), {}
         if snapshots:
             n_snap = f["snapshots/t"].shape[0]
             t = f["snapshots/t"][:n_snap]
-            fields = {name: ds[:n_snap] for name, ds in f["snapshots"].items() if name != "t"}
+            fields = {name: ds[:n_snap] for name, ds in members(f["snapshots"]) if name != "t"}
         mu = fields.get("mu")
         n_diag = f["diagnostics/t"].shape[0]
-        diagnostics = {name: ds[:n_diag] for name, ds in f["diagnostics"].items()}
+        diagnostics = {name: ds[:n_diag] for name, ds in members(f["diagnostics"])}
         norms = f["diagnostics"].get("sobolev_norms")
         orders = norms.attrs["orders"][...] if norms is not None else np.zeros(0)
         attrs = {k: v for k, v in f.attrs.items() if k != "config"}
