@@ -107,37 +107,48 @@ def test_sigkill_at_random_moments_restarts_to_the_uninterrupted_run_bit_for_bit
             time.sleep(0.01)
         for process in runs.values():
             process.communicate(timeout=60)
+        checkpoints = {i: stored_checkpoint(tmp_path / f"cut{i}.h5") for i in batch}
+        restarts = {i: start("--output", f"cut{i}.h5", "--restart", "--set", "time.t_end=20", "--quiet", cwd=tmp_path)
+                    for i in batch}
         for i in batch:
-            path = tmp_path / f"cut{i}.h5"
-            checkpoint = stored_checkpoint(path)
-            restarted = cli("--output", path.name, "--restart", "--set", "time.t_end=20", "--quiet", cwd=tmp_path)
-            outcomes.append(checkpoint is not None)
-            if checkpoint is None:
-                assert restarted.returncode == 2, restarted.stderr
-                assert one_line(restarted.stderr).startswith(f"error: output.path='{path.name}': ")
+            code, _, err = finish(restarts[i])
+            outcomes.append(checkpoints[i] is not None)
+            if checkpoints[i] is None:
+                assert code == 2 and one_line(err).startswith(f"error: output.path='cut{i}.h5': "), err
             else:
-                assert restarted.returncode == 0, restarted.stderr
-                assert_same_run(path, reference)
+                assert code == 0, err
+                assert_same_run(tmp_path / f"cut{i}.h5", reference)
     assert any(outcomes) and not all(outcomes)  # the moments fall on both sides of the first checkpoint
 
 
-@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.8])
-def test_a_file_size_limit_stops_the_run_with_one_line_and_the_checkpoint_restarts(tmp_path, whole, fraction):
-    """A write beyond RLIMIT_FSIZE (EFBIG) stops the run: exit 1, one line naming the file and
-    the cause, no success line, no crash; the last complete checkpoint continues bit for bit."""
+def test_a_file_size_limit_stops_the_run_with_one_line_and_the_checkpoint_restarts(tmp_path, whole):
+    """A write beyond RLIMIT_FSIZE (EFBIG), at a tenth, half and 80 % of the file's final size,
+    stops the run: exit 1, one line naming the file and the cause, no success line, no crash;
+    the last complete checkpoint continues bit for bit, and without one the restart says so."""
     reference, _ = whole
-    limit = int(fraction * reference.stat().st_size)
-    code, out, err = finish(start(*SMALL, "--output", "run.h5", "--quiet", cwd=tmp_path, limit=limit))
-    assert code == 1, err
-    line = WRITE_ERROR.fullmatch(one_line(err))
-    assert line and line["file"] == "run.h5" and line["cause"] == "File too large (EFBIG)", err
-    assert "t_end=" not in out and "run file:" not in out
-    restarted = cli("--output", "run.h5", "--restart", "--quiet", cwd=tmp_path)
-    if "its checkpoint" in err:
-        assert restarted.returncode == 0, restarted.stderr
-        assert_same_run(tmp_path / "run.h5", reference)
-    else:
-        assert restarted.returncode == 2 and one_line(restarted.stderr).startswith("error: output.path='run.h5': ")
+    fractions = (0.1, 0.5, 0.8)
+    for fraction in fractions:
+        (tmp_path / str(fraction)).mkdir()
+    limited = [start(*SMALL, "--output", "run.h5", "--quiet", cwd=tmp_path / str(fraction),
+                     limit=int(fraction * reference.stat().st_size)) for fraction in fractions]
+    errors = []
+    for process in limited:
+        code, out, err = finish(process)
+        assert code == 1, err
+        line = WRITE_ERROR.fullmatch(one_line(err))
+        assert line and line["file"] == "run.h5" and line["cause"] == "File too large (EFBIG)", err
+        assert "t_end=" not in out and "run file:" not in out
+        errors.append(err)
+    assert "its checkpoint" in errors[-1]  # at 80 % the first checkpoint (t = 1) is in the file
+    restarts = [start("--output", "run.h5", "--restart", "--quiet", cwd=tmp_path / str(fraction))
+                for fraction in fractions]
+    for fraction, err, process in zip(fractions, errors, restarts):
+        code, _, restart_err = finish(process)
+        if "its checkpoint" in err:
+            assert code == 0, restart_err
+            assert_same_run(tmp_path / str(fraction) / "run.h5", reference)
+        else:
+            assert code == 2 and one_line(restart_err).startswith("error: output.path='run.h5': "), restart_err
 
 
 def test_a_full_disk_stops_the_run_with_one_line(tmp_path, whole):
@@ -177,7 +188,7 @@ def test_flipped_bytes_in_metadata_never_hang_and_give_one_line(tmp_path, whole)
     reference, _ = whole
     with h5py.File(reference, "r") as f:
         headers = {name: h5py.h5o.get_info(f[name].id).addr
-                   for name in ("/", "snapshots", "diagnostics", "checkpoint", "checkpoint/a", "diagnostics/energy")}
+                   for name in ("/", "diagnostics", "checkpoint/a", "diagnostics/energy")}
     commands = []
     for name, address in headers.items():
         for command in (["rates", "damaged.h5"], ["run", "--output", "damaged.h5", "--restart", "--set",
@@ -265,8 +276,9 @@ def test_a_blow_up_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     and the checkpoint at t = 5 continues with dt = 1 to the result of a run at dt = 1 throughout."""
     common = ["grid.n=32", "fft.threads=1", "time.scheme=rk4", "output.snapshots=[0.0, 20.0]",
               "output.diagnostics={every = 5.0}"]
-    cli("--set", *common, "time.dt=1", "time.t_end=20", "--output", "steady.h5", "--quiet", cwd=tmp_path, check=0)
-    cli("--set", *common, "time.dt=1", "time.t_end=5", "--output", "run.h5", "--quiet", cwd=tmp_path, check=0)
+    runs = [start("--set", *common, "time.dt=1", f"time.t_end={t_end}", "--output", name, "--quiet", cwd=tmp_path)
+            for name, t_end in (("steady.h5", 20), ("run.h5", 5))]
+    assert all(finish(process)[0] == 0 for process in runs)
     blown = cli("--output", "run.h5", "--restart", "--set", "time.dt=5", "time.t_end=20", "--quiet", cwd=tmp_path,
                 check=1)
     line = one_line(blown.stderr)
