@@ -8,8 +8,9 @@ Started by an MPI launcher (``mpirun -n P python -m sobolev_flow.run ...``, d â‰
 distributed over the P processes with mpi4py-fft (:mod:`sobolev_flow.parallel`); the first
 process writes the run file, which has the same schema as a serial run's.
 
-Exit codes: 0 success, 1 numerical failure, 2 bad input (one line on stderr, no file touched),
-130 / 143 interrupted by SIGINT / SIGTERM (state checkpointed; continue with ``--restart``).
+Exit codes: 0 success, 1 numerical failure, blow-up or write error (one line on stderr), 2 bad
+input, a damaged run file or a run file another run is writing (one line on stderr, no file
+touched), 130 / 143 interrupted by SIGINT / SIGTERM (state checkpointed; continue with ``--restart``).
 """
 
 from __future__ import annotations

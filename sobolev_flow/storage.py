@@ -19,7 +19,11 @@ Schema (all times in the units of the flow, densities relative to dm = dx/(2π)^
     /checkpoint/a, /checkpoint/b                  the model's arrays (grid densities: rho_hat,
                                                   the spectral state), t, dt_next, last_dt,
                                                   steps, rejected, evaluations, n_snapshots,
-                                                  n_diagnostics, energy0, dissipated
+                                                  n_diagnostics, energy0, dissipated, energy,
+                                                  digest (SHA-256 of the others, 32 uint8)
+
+Format version 3 adds fletcher32 checksums on the chunked datasets and ``energy`` and
+``digest`` in the checkpoint slots; files of version 2 are read without those checks.
 
 Datasets are created from the declarations of the solver and the model
 (:class:`~sobolev_flow.models.base.Series`), so a new diagnostic needs no change here.

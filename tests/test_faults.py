@@ -291,3 +291,21 @@ def test_a_blow_up_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     assert np.array_equal(split.mu[-1], steady.mu[-1]) and split.t[-1] == steady.t[-1] == 20.0
     for name in ("t", "step", "energy", "min_mu"):
         assert np.array_equal(split.diagnostics[name], steady.diagnostics[name]), name
+
+
+def test_a_file_of_format_2_without_digests_still_restarts(tmp_path, whole):
+    """Files written before checkpoints carried ``energy`` and ``digest`` restart (without those
+    checks) to the same state as a file of the current format."""
+    reference, _ = whole
+    for name in ("old.h5", "new.h5"):
+        shutil.copyfile(reference, tmp_path / name)
+    with h5py.File(tmp_path / "old.h5", "r+") as f:
+        f.attrs["format_version"] = 2
+        for slot in ("a", "b"):
+            del f["checkpoint"][slot]["digest"], f["checkpoint"][slot]["energy"]
+    restarts = [start("--output", name, "--restart", "--set", "time.t_end=40", "--quiet", cwd=tmp_path)
+                for name in ("old.h5", "new.h5")]
+    for process in restarts:
+        code, _, err = finish(process)
+        assert code == 0, err
+    assert_same_run(tmp_path / "old.h5", tmp_path / "new.h5")
