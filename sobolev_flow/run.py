@@ -493,7 +493,7 @@ def on_root(layout, action, elsewhere):
         try:
             result = action()
             outcome = ("ok", result[1])
-        except (ValueError, OSError) as err:
+        except (ValueError, OSError, WriteError) as err:
             outcome = ("error", err)
             if layout.size == 1:
                 raise
