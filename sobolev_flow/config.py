@@ -286,6 +286,8 @@ def resolve(data: dict | None = None, overrides=()) -> dict:
         # section.key.parameter, e.g. initial.density.p=3: edit (a copy of) the table
         default = SCHEMA.get(path[0], {}).get(path[1])
         table = section.get(path[1], copy.deepcopy(default.default) if default else None)
+        if table is None and default is not None:  # an unset optional table (model.kernel): a new one
+            table = {}
         if isinstance(table, str):
             table = {"name" if path[1] in ("kernel", "geometry") else "family": table}
         if not isinstance(table, dict):

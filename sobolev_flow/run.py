@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import pathlib
 import signal
@@ -28,12 +27,12 @@ import time
 import numpy as np
 
 from . import __version__
-from .config import ConfigError, grid_shape, load, resolve, schedule_times
+from .config import ConfigError, grid_shape, load, resolve, schedule_count, schedule_times
 from .grid import Torus
 from .initial import density, spectrum_exponent
 from .kernels import make_kernel
 from .models.particles import INITIALISATIONS, ParticleModel, lattice, quantiles, sample
-from .models.spectral import SpectralModel, make_geometry, memory_estimate
+from .models.spectral import SpectralModel, check_inputs, make_geometry, memory_estimate
 from .solver import Solver, check_memory
 from .steppers import get_scheme
 from .fft import export_wisdom, import_wisdom, resolve_backend
@@ -82,27 +81,27 @@ def parse(argv):
     return args
 
 
+def toml_value(v) -> str:
+    """A configuration value as TOML source (also what ``--set`` parses): inline tables and arrays,
+    quoted strings, and ``inf``, ``-inf``, ``nan`` as Python's repr spells them."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
+
+
 def to_toml(cfg: dict) -> str:
     """The resolved configuration as TOML (unset optional keys as comments)."""
-
-    def value(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, float) and math.isinf(v):
-            return "inf"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
-
     lines = []
     for section, keys in cfg.items():
         lines.append(f"[{section}]")
         for key, v in keys.items():
-            lines.append(f"# {key} = (unset)" if v is None else f"{key} = {value(v)}")
+            lines.append(f"# {key} = (unset)" if v is None else f"{key} = {toml_value(v)}")
         lines.append("")
     return "\n".join(lines)
 
@@ -171,26 +170,50 @@ def unused_path(path: pathlib.Path) -> pathlib.Path:
 def problem(cfg, base_dir):
     """The checked ingredients of a run that need no transform: (grid, scheme, kernel, geometry).
 
-    Raises ValueError (naming the key and value) on a bad grid, scheme, kernel or geometry; the
-    kernel's weights are checked against the grid (e.g. ``relu`` needs d = 1).
+    Raises ValueError (naming the key and value) on a bad grid, scheme, kernel or geometry, or a
+    run whose estimated memory (:func:`run_memory`) exceeds the machine's; the kernel's weights
+    are checked against the grid (e.g. ``relu`` needs d = 1).
     """
-    grid = Torus(grid_shape(cfg), dealias=cfg["grid"]["dealias"])
-    name = cfg["time"]["scheme"]
-    scheme = get_scheme(AUTO_SCHEMES[cfg["model"]["method"]] if name == "auto" else name)
-    geometry = make_geometry(cfg["model"]["geometry"])
+    grid, scheme, geometry = setting(cfg)
     # the memory estimate comes before any grid-sized array (the kernel's weights) is allocated
-    check_memory(grid.shape, memory_estimate(grid, scheme, reaction=bool(geometry.alpha)), launched_processes())
+    check_memory(grid.shape, run_memory(cfg, grid, scheme, geometry), launched_processes())
     kernel = make_kernel(cfg["model"]["kernel"], cfg["model"]["s"], grid, base_dir=base_dir)
     return grid, scheme, kernel, geometry
 
 
-def build(cfg, base_dir, comm=None, wisdom_only=False) -> Solver:
+def setting(cfg):
+    """(grid, scheme, geometry) of a configuration, checked; time.scheme = "auto" stands for the
+    model's scheme (:data:`AUTO_SCHEMES`). Allocates nothing grid-sized."""
+    name = cfg["time"]["scheme"]
+    scheme = get_scheme(AUTO_SCHEMES[cfg["model"]["method"]] if name == "auto" else name)
+    return Torus(grid_shape(cfg), dealias=cfg["grid"]["dealias"]), scheme, make_geometry(cfg["model"]["geometry"])
+
+
+def run_memory(cfg, grid, scheme, geometry) -> int:
+    """Bytes a run holds at once: the solver's working memory
+    (:func:`~sobolev_flow.models.spectral.memory_estimate`) and the outputs' (:func:`output_memory`)."""
+    return memory_estimate(grid, scheme, reaction=bool(geometry.alpha)) + output_memory(cfg, grid)
+
+
+def output_memory(cfg, grid) -> int:
+    """Bytes the outputs hold at once: μ0 and ν on the grid, the snapshot μ with its compressed
+    chunk (2 grid arrays of float64), and the output times of both schedules and their union
+    (3 float64 per time, at most :data:`~sobolev_flow.config.MAX_OUTPUT_TIMES` each)."""
+    t_end = cfg["time"]["t_end"]
+    times = sum(schedule_count(cfg["output"][name], t_end) + 2 for name in ("snapshots", "diagnostics"))
+    return int(8 * 4 * grid.size + 3 * 8 * times)
+
+
+def build(cfg, base_dir, comm=None, wisdom_only=False, check_only=False) -> Solver | None:
     """Grid, kernel, densities, model and solver from a resolved configuration (ValueError on
     bad input, raised before any transform is planned or file touched).
 
     ``comm``: an MPI communicator to distribute the run over (see
     :class:`~sobolev_flow.models.spectral.SpectralModel`); ``wisdom_only``: plan from imported FFTW
-    wisdom alone (see :func:`restore_plans`).
+    wisdom alone (see :func:`restore_plans`); ``check_only`` (``--dry-run``): make every check of
+    the run and return None, without planning a transform — the densities are built and checked
+    as the grid model checks them (:func:`~sobolev_flow.models.spectral.check_inputs`); particles
+    are placed and their model, which plans nothing, is built with its scheme's stepper.
     """
     grid, scheme, kernel, geometry = problem(cfg, base_dir)
     particles = cfg["model"]["method"] == "particles"
@@ -202,6 +225,12 @@ def build(cfg, base_dir, comm=None, wisdom_only=False) -> Solver:
     t, fft = cfg["time"], cfg["fft"]
     if particles:
         model = particle_model(cfg, grid, kernel, geometry, mu0, nu, base_dir)
+        if check_only:
+            scheme.stepper(model)  # an exponential or IMEX scheme needs a linear part
+            return None
+    elif check_only:
+        check_inputs(grid, mu0, nu, kernel, geometry.alpha, cfg["initial"]["normalize"])
+        return None
     else:
         model = SpectralModel(grid, mu0, nu, kernel=kernel, geometry=geometry, stabilisation=cfg["model"]["stabilisation"],
                           normalize=cfg["initial"]["normalize"], orders=sobolev_orders(cfg),
@@ -331,11 +360,13 @@ def main(argv=None) -> int:
             say(str(done))
             return 0
         base_dir = pathlib.Path(args.config).parent if args.config else pathlib.Path(".")
-        if args.dry_run:
-            grid, scheme, kernel, geometry = problem(cfg, base_dir)
-            need = memory_estimate(grid, scheme, reaction=bool(geometry.alpha))
+        if args.dry_run:  # every check of the real run, in the same order, and no file opened
+            build(cfg, base_dir, comm, wisdom_only=restore_plans(cfg, path, args.restart), check_only=True)
+            grid, scheme, geometry = setting(cfg)
+            need = run_memory(cfg, grid, scheme, geometry)
             say(to_toml(cfg))
-            say(f"# estimated working memory: {need / 2**20:.1f} MiB (grid {grid.shape}, padded {grid.padded_shape})")
+            say(f"# estimated working memory: {need / 2**20:.1f} MiB, outputs {output_memory(cfg, grid) / 2**20:.1f} MiB "
+                f"of it (grid {grid.shape}, padded {grid.padded_shape})")
             return 0
         solver = build(cfg, base_dir, comm, wisdom_only=restore_plans(cfg, path, args.restart))
     except ValueError as err:  # ConfigError is a ValueError; so are the solver's input checks

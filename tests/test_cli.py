@@ -51,8 +51,10 @@ def test_default_like_run_writes_the_documented_schema(tmp_path):
     run = open_run(path)
     cfg = resolve({}, ["grid.n=32", "time.t_end=20", "fft.threads=1", f"output.path={json.dumps(path.name)}"])
     assert run.config == json.loads(json.dumps(cfg))
-    assert np.array_equal(run.t, schedule_times(cfg["output"]["snapshots"], 20.0))
-    assert np.array_equal(run.diagnostics["t"], schedule_times(cfg["output"]["diagnostics"], 20.0))
+    # the default schedules written out: snapshots at 10^(i/4) ≤ 20 (i = 0..5: 1 … 17.8), diagnostics
+    # at 10^(−2 + i/20) ≤ 20 (i = 0..66: 0.01 … 19.95), both with 0 and t_end = 20
+    np.testing.assert_allclose(run.t, [0.0, *10 ** (np.arange(6) / 4), 20.0], rtol=1e-13)
+    np.testing.assert_allclose(run.diagnostics["t"], [0.0, *10 ** (-2 + np.arange(67) / 20), 20.0], rtol=1e-13)
     assert run.mu.shape == (len(run.t), 32, 32)
     assert list(run.orders) == [-2.0, -1.0, 0.0, 1.0]
     d = run.diagnostics
@@ -264,7 +266,12 @@ def test_every_kernel_and_geometry_runs_and_is_recorded(tmp_path, overrides, ker
     rates = cli_module("rates", "run.h5", cwd=tmp_path)
     assert rates.returncode == 0 and "kernel " in rates.stdout and geometry in rates.stdout
     plot = cli_module("plot", "run.h5", "-o", "run.png", cwd=tmp_path)
-    assert plot.returncode == 0 and (tmp_path / "run.png").stat().st_size > 0
+    assert plot.returncode == 0, plot.stderr
+    from matplotlib.image import imread
+
+    image = imread(tmp_path / "run.png")  # at 120 dpi: 19 × 6.2 inches in 1-D (3 panels), else 16 × 11.5; not blank
+    inches = (6.2, 19) if run.mu.ndim == 2 else (11.5, 16)
+    assert image.shape[:2] == tuple(round(120 * side) for side in inches) and np.std(image[..., :3]) > 0.05
 
 
 def test_restart_with_measured_plans_replays_the_stored_wisdom(tmp_path, monkeypatch):

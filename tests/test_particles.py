@@ -97,7 +97,8 @@ def test_energy_decreases_and_the_balance_closes_in_2d():
         residuals.append(abs(records[-1]["energy_balance"]) / energy[0])
     assert residuals[1] < 1e-8 and residuals[1] < residuals[0] / 50, residuals
     assert np.max(np.abs(np.array([r["center"] for r in records]) - records[0]["center"])) < 1e-9
-    assert abs(records[-1]["mass"] - 1) < 1e-14
+    # the particles' mass as the density estimate on the grid counts it: every particle stays in a cell
+    assert abs(model.density(solver.u).mean() - 1) < 1e-13
 
 
 def test_wfr_weights_change_mass_and_the_balance_closes():

@@ -128,7 +128,27 @@ def test_rates_and_plot_commands_on_a_run(tmp_path):
     figure = tmp_path / "fig.png"
     result = cli("sobolev_flow.plot", str(path), "-o", str(figure), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 20_000
+    # the image is the 1-D layout (19 × 6.2 inches at the default 120 dpi: three panels) and not blank
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.image import imread
+
+    from sobolev_flow import open_run, plot
+
+    image = imread(figure)
+    assert image.shape[:2] == (round(6.2 * 120), 19 * 120)
+    assert np.std(image[..., :3]) > 0.05
+    # and the decay panel it shows carries the run file's energy and the theory's slope 3.5
+    fig = plot.figure(open_run(path))
+    decay = next(ax for ax in fig.get_axes() if ax.get_title().startswith("decay"))
+    lines = {line.get_gid(): line for line in decay.get_lines() if line.get_gid()}
+    d = open_run(path).diagnostics
+    np.testing.assert_array_equal(lines["data:energy"].get_ydata(), d["energy"][d["t"] > 0])
+    theory = lines["theory:energy"]
+    slope = -np.diff(np.log(theory.get_ydata())) / np.diff(np.log(theory.get_xdata()))
+    np.testing.assert_allclose(slope, 3.5, rtol=1e-9)
+    assert len(fig.get_axes()) == 3
 
 
 def test_rates_command_bad_input(tmp_path):

@@ -171,10 +171,7 @@ class SpectralModel:
         self.alpha = self.geometry.alpha
         self.orders = [float(q) for q in orders]
         self.spectrum = spectrum
-        mu0 = check_density("mu0", mu0, grid, strict=False)
-        nu = None if nu is None else check_density("nu", nu, grid, strict=True)
-        mu0 = self._check_masses(mu0, nu, normalize)
-        weights = kernel_weights(grid, self.kernel)
+        mu0, nu, weights = check_inputs(grid, mu0, nu, self.kernel, self.alpha, normalize)
         nu_hat = np.zeros(grid.spectral_shape, dtype=complex)
         if nu is None:
             nu_hat.flat[0] = 1.0
@@ -217,20 +214,6 @@ class SpectralModel:
         self.evaluations = 0
         # the first time min μ < 0 (nan: never) and the lowest min μ seen, kept across restarts
         self.positivity = np.array([math.nan, math.inf])
-
-    def _check_masses(self, mu0, nu, normalize):
-        target = 1.0 if nu is None else float(nu.mean())
-        mass0 = float(mu0.mean())
-        if abs(mass0 - target) <= MASS_RTOL * target or (self.alpha and not normalize):
-            return mu0
-        if not normalize:
-            raise ValueError(
-                f"mu0 has mass {mass0:.12g} but nu has mass {target:.12g} (relative difference "
-                f"{abs(mass0 - target) / target:.3g} > {MASS_RTOL:g}); the Wasserstein flow conserves mass: pass "
-                "normalize=True to rescale mu0, or use the wfr geometry")
-        if mass0 == 0:
-            raise ValueError("mu0 has mass 0 and cannot be normalised")
-        return mu0 * (target / mass0)
 
     # ------------------------------------------------------------------ the state
     def empty(self) -> np.ndarray:
@@ -472,6 +455,35 @@ def describe_physics(kernel, geometry) -> dict:
 
 
 # ============================================================================ checks
+def check_inputs(grid: Torus, mu0, nu, kernel, alpha: float, normalize: bool):
+    """The checks of :class:`SpectralModel` before any transform is planned: μ0 finite and ≥ 0,
+    ν finite and > 0, the masses (:func:`match_mass`), the kernel's weights (:func:`kernel_weights`).
+
+    Returns (μ0, ν, K̂): μ0 rescaled if ``normalize``, ν as a float array or None, K̂ on the
+    resolved modes. Raises ValueError with a one-line message.
+    """
+    mu0 = check_density("mu0", mu0, grid, strict=False)
+    nu = None if nu is None else check_density("nu", nu, grid, strict=True)
+    return match_mass(mu0, nu, alpha, normalize), nu, kernel_weights(grid, kernel)
+
+
+def match_mass(mu0, nu, alpha, normalize) -> np.ndarray:
+    """μ0, or μ0·(∫ν/∫μ0) with ``normalize``: the Wasserstein flow (α = 0) conserves ∫μ, so a
+    mass mismatch beyond MASS_RTOL is a ValueError unless ``normalize``."""
+    target = 1.0 if nu is None else float(nu.mean())
+    mass0 = float(mu0.mean())
+    if abs(mass0 - target) <= MASS_RTOL * target or (alpha and not normalize):
+        return mu0
+    if not normalize:
+        raise ValueError(
+            f"mu0 has mass {mass0:.12g} but nu has mass {target:.12g} (relative difference "
+            f"{abs(mass0 - target) / target:.3g} > {MASS_RTOL:g}); the Wasserstein flow conserves mass: pass "
+            "normalize=True to rescale mu0, or use the wfr geometry")
+    if mass0 == 0:
+        raise ValueError("mu0 has mass 0 and cannot be normalised")
+    return mu0 * (target / mass0)
+
+
 def kernel_weights(grid: Torus, kernel) -> np.ndarray:
     """K̂ of ``kernel`` on the global layout, resolved modes only, checked.
 
