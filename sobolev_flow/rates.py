@@ -440,13 +440,13 @@ def _describe_network(cfg, model, flow, kernel_words, sym, math) -> str:
     return f"{first}\n{second}" if math else f"{first}, {second}"
 
 
-def analyse(path, task):
-    """``task(open_run(path))``, with every failure turned into a ValueError naming the file
-    (for the command lines: one line, exit code 2)."""
+def analyse(path, task, snapshots=True):
+    """``task(open_run(path, snapshots))``, with every failure turned into a ValueError naming the
+    file (for the command lines: one line, exit code 2)."""
     from .storage import open_run
 
     try:
-        return task(open_run(path))
+        return task(open_run(path, snapshots))
     except (OSError, KeyError) as err:
         raise ValueError(f"run={str(path)!r}: cannot read the run file ({err})") from None
     except ValueError as err:
@@ -460,7 +460,8 @@ def main(argv=None) -> int:
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
     args = parser.parse_args(argv)
     try:
-        run, rows = analyse(args.run, lambda run: (run, rate_table(run, args.confidence)))
+        # the fits need the diagnostics alone: a damaged snapshot does not stop them
+        run, rows = analyse(args.run, lambda run: (run, rate_table(run, args.confidence)), snapshots=False)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -8,8 +8,9 @@ Started by an MPI launcher (``mpirun -n P python -m sobolev_flow.run ...``, d â‰
 distributed over the P processes with mpi4py-fft (:mod:`sobolev_flow.parallel`); the first
 process writes the run file, which has the same schema as a serial run's.
 
-Exit codes: 0 success, 1 numerical failure, 2 bad input (one line on stderr, no file touched),
-130 / 143 interrupted by SIGINT / SIGTERM (state checkpointed; continue with ``--restart``).
+Exit codes: 0 success, 1 numerical failure, blow-up or write error (one line on stderr), 2 bad
+input, a damaged run file or a run file another run is writing (one line on stderr, no file
+touched), 130 / 143 interrupted by SIGINT / SIGTERM (state checkpointed; continue with ``--restart``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import pathlib
 import signal
 import sys
@@ -37,9 +39,10 @@ from .solver import Solver, check_memory
 from .steppers import get_scheme
 from .fft import export_wisdom, import_wisdom, resolve_backend
 from .parallel import launched_processes, launched_rank, world
-from .storage import NullWriter, RunWriter, check_writable, checkpoint_time, read_config, read_wisdom
-from .trackers import (CheckpointTracker, DiagnosticsTracker, InterruptTracker, Interrupted, ProgressTracker,
-                       SnapshotTracker, drive)
+from .storage import (NullWriter, RunLock, RunWriter, WriteError, check_restored, check_writable, checkpoint_time,
+                      read_config, read_wisdom)
+from .trackers import (BlowUp, CheckpointTracker, DiagnosticsTracker, HealthTracker, InterruptTracker, Interrupted,
+                       ProgressTracker, SnapshotTracker, drive)
 
 log = logging.getLogger("sobolev_flow.run")
 
@@ -454,6 +457,11 @@ def main(argv=None) -> int:
     except ValueError as err:
         say(f"error: {err}", file=sys.stderr)
         return 2
+    except WriteError as err:  # leave without closing the file HDF5 failed to write: that can crash
+        say(f"error: {err}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
     except (RuntimeError, FloatingPointError) as err:
         say(f"error: {err}", file=sys.stderr)
         return 1
@@ -487,7 +495,7 @@ def energy_rate_line(path) -> str:
     from .storage import open_run
 
     try:
-        row = rate_table(open_run(path))[0]
+        row = rate_table(open_run(path, snapshots=False))[0]
     except (OSError, KeyError, ValueError):
         return ""
     fit = row["fit"]
@@ -516,28 +524,39 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
     layout.barrier()  # every process has checked the output path before the first one creates it
 
     def open_file():
-        if restart:
-            writer, _, checkpoint = RunWriter.reopen(path)
-            if t_end < checkpoint["t"]:
-                writer.close()
-                raise ConfigError(f"time.t_end={t_end!r}: the checkpoint is already at t={checkpoint['t']!r}")
-            writer.begin(cfg, note={"t": checkpoint["t"], "t_end": t_end,
-                                    "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-            return writer, checkpoint
-        writer = RunWriter.create(path, solver.model, solver.series, cfg, metadata, arrays, overwrite=overwrite)
+        lock = RunLock(path).acquire()  # one writer per run file, for the whole run
+        try:
+            if restart:
+                writer, _, checkpoint = RunWriter.reopen(path)
+                writer.lock = lock
+                if t_end < checkpoint["t"]:
+                    writer.close()
+                    raise ConfigError(f"time.t_end={t_end!r}: the checkpoint is already at t={checkpoint['t']!r}")
+                writer.begin(cfg, note={"t": checkpoint["t"], "t_end": t_end,
+                                        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                return writer, checkpoint
+            writer = RunWriter.create(path, solver.model, solver.series, cfg, metadata, arrays, overwrite=overwrite)
+        except BaseException:
+            lock.release()
+            raise
+        writer.lock = lock
         writer.begin()
         return writer, None
 
     writer, checkpoint = on_root(layout, open_file, NullWriter())
     if restart:
         solver.restore(checkpoint)
+        check_restored(checkpoint.get("energy"), solver.energy, f"the checkpoint of {str(path)!r}")
         log.info("restarting %s from t=%.6g (step %d)", path, solver.t, solver.steps)
+    health = HealthTracker(schedule_times(cfg["output"]["diagnostics"], t_end))
     checkpointer = CheckpointTracker(writer, seconds=cfg["output"]["checkpoint_seconds"],
-                                     steps=cfg["output"]["checkpoint_steps"])
+                                     steps=cfg["output"]["checkpoint_steps"],
+                                     first=schedule_times(cfg["output"]["snapshots"], t_end), health=health.check)
     outputs = np.union1d(schedule_times(cfg["output"]["snapshots"], t_end),
                          schedule_times(cfg["output"]["diagnostics"], t_end))
     progress = ProgressTracker(t_end, bar=bar, schedule=outputs)
     trackers = [
+        health,
         SnapshotTracker(schedule_times(cfg["output"]["snapshots"], t_end), writer),
         DiagnosticsTracker(schedule_times(cfg["output"]["diagnostics"], t_end), writer),
         checkpointer,
@@ -549,6 +568,11 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
     try:
         drive(solver, t_end, trackers)
         writer.record_summary(solver.model.summary())
+    except BlowUp as err:
+        t = getattr(writer, "checkpoint_t", None)
+        raise BlowUp(f"{err}; " + ("no state was checkpointed" if t is None else
+                                   f"the last good checkpoint at t={t:.6g} stays; continue it with --restart and a "
+                                   "smaller time.dt, time.cfl or time.rtol")) from None
     except Interrupted:
         checkpointer.save(solver)
         progress.finish(solver)
@@ -568,7 +592,7 @@ def on_root(layout, action, elsewhere):
         try:
             result = action()
             outcome = ("ok", result[1])
-        except (ValueError, OSError) as err:
+        except (ValueError, OSError, WriteError) as err:
             outcome = ("error", err)
             if layout.size == 1:
                 raise
