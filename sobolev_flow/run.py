@@ -426,6 +426,7 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
                                     "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
             return writer, checkpoint
         writer = RunWriter.create(path, solver.model, solver.series, cfg, metadata, arrays, overwrite=overwrite)
+        writer.file["diagnostics"].attrs["method"] = DiagnosticsTracker.METHOD
         writer.begin()
         return writer, None
 
@@ -435,9 +436,8 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
         log.info("restarting %s from t=%.6g (step %d)", path, solver.t, solver.steps)
     checkpointer = CheckpointTracker(writer, seconds=cfg["output"]["checkpoint_seconds"],
                                      steps=cfg["output"]["checkpoint_steps"])
-    outputs = np.union1d(schedule_times(cfg["output"]["snapshots"], t_end),
-                         schedule_times(cfg["output"]["diagnostics"], t_end))
-    progress = ProgressTracker(t_end, bar=bar, schedule=outputs)
+    # the times the solver lands on (diagnostic times do not shorten steps)
+    progress = ProgressTracker(t_end, bar=bar, schedule=schedule_times(cfg["output"]["snapshots"], t_end))
     trackers = [
         SnapshotTracker(schedule_times(cfg["output"]["snapshots"], t_end), writer),
         DiagnosticsTracker(schedule_times(cfg["output"]["diagnostics"], t_end), writer),
