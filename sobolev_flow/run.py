@@ -206,7 +206,7 @@ def build(cfg, base_dir, comm=None, wisdom_only=False) -> Solver:
                           decomposition=fft["decomposition"], fft_backend=fft["backend"],
                               threads=fft["threads"] or None, fft_effort=fft["effort"], fft_wisdom_only=wisdom_only)
     return Solver(model, scheme=scheme.name, rtol=t["rtol"], atol=t["atol"], dt=t["dt"], cfl=t["cfl"],
-                  dt_max=t["dt_max"], max_steps=t["max_steps"])
+                  dt_max=t["dt_max"], max_steps=t["max_steps"], error_estimate=t["error_estimate"])
 
 
 def particle_model(cfg, grid, kernel, geometry, mu0, nu, base_dir) -> ParticleModel:
