@@ -300,7 +300,7 @@ class Solver:
     def diagnostics_at(self, t: float) -> dict:
         """:meth:`diagnostics` at a time ``t`` within the last accepted step [t − dt, t], from the
         state of the continuous extension there (:meth:`interpolate`, cubic Hermite, order 3):
-        N is evaluated at it for the model's monitor (not counted as a step's evaluation, see
+        N is evaluated at it for the model's monitor (counted in ``rhs_evaluations`` and in
         ``stats()["diagnostic_evaluations"]``); ∫D dt is the cubic Hermite interpolant of its
         values and slopes D at both ends. Nothing of the step sequence changes.
         """
@@ -312,7 +312,6 @@ class Solver:
         u = self.interpolate(t)
         n = self._dense.setdefault("n", self.model.empty())
         monitor = self.model.explicit(u, n, monitor=True)
-        self.model.evaluations -= 1
         self.diagnostic_evaluations += 1
         energy = self.model.energy(u)
         dissipation = self._dissipation(u, n)
@@ -395,8 +394,8 @@ class Solver:
         return self.model.dissipation(m, a)
 
     def stats(self) -> dict:
-        """Counters of the run so far (``rhs_evaluations`` counts the steps' evaluations of N,
-        ``diagnostic_evaluations`` those at interpolated diagnostic times)."""
+        """Counters of the run so far (``rhs_evaluations`` counts every evaluation of N,
+        ``diagnostic_evaluations`` those of them at interpolated diagnostic times)."""
         return {
             "steps": self.steps,
             "rejected": self.rejected,

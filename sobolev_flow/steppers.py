@@ -188,18 +188,6 @@ register(ExplicitRK(
     reference="Bogacki & Shampine, Appl. Math. Lett. 2 (1989) 321-325: the 3(2) pair, first same as last",
 ))
 
-register(ExplicitRK(
-    name="dp54", cfl_limit=0.56, order=5,
-    c=(0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1),
-    a=((), (1 / 5,), (3 / 40, 9 / 40), (44 / 45, -56 / 15, 32 / 9),
-       (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
-       (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656)),
-    b=(35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
-    b_hat=(5179 / 57600, 0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40), order_hat=4,
-    real_stability=3.307,
-    reference="Dormand & Prince, J. Comput. Appl. Math. 6 (1980) 19-26: the 5(4) pair, first same as last",
-))
-
 _G = 1 - 1 / math.sqrt(2)
 _D = 1 - 1 / (2 * _G)
 register(IMEXRK(

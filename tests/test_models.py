@@ -189,7 +189,7 @@ def test_explicit_schemes_run_a_model_without_a_linear_part():
     reference = solve(grid, 1.0, 1 + 0.3 * np.sin(x), [1.0], scheme="rk4", dt=0.01).mu[-1]
     assert np.max(np.abs(model.density(explicit.u) - reference)) < 1e-13
     with pytest.raises(ValueError, match=r"^scheme='etdrk4': exponential schemes need a model with a linear part; "
-                                         r"valid: rk4$"):
+                                         r"valid: rk4, bs32$"):
         Solver(Explicit(), scheme="etdrk4")
 
 
