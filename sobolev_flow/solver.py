@@ -9,17 +9,39 @@ per-step diagnostics, touching no file.
 
 Step-size control
 -----------------
-Adaptive mode (``dt=None``) estimates the local error of every step by step doubling: one
-step of h and two of h/2 from the same state (sharing N(u)); with p the scheme's order,
+Adaptive mode (``dt=None``) estimates the local error of every step, by default
+(``error_estimate="embedded"``) from the scheme's embedded pair: with b the scheme's weights
+and b̂ those of its embedded solution û of lower order p̂ (an entry past the last stage weighting
+the slope at the new state, first same as last),
 
-    err = ‖u_{h/2,h/2} − u_h‖ / (2^p − 1),
+    err = ‖u_new − û‖ = ‖h Σ_i (b_i − b̂_i) k_i − h b̂_{s+1} k(u_new)‖
 
-in the model's norm, and the step is accepted when err ≤ rtol·‖u‖ + atol (the two-half-step
-result being kept). The next step is h·min(5, max(0.2, 0.9 (tol/err)^{1/(p+1)})), capped by the
-model's explicit bound (CFL) with the number ``cfl``, by dt_max, and for explicit schemes by their
-stability interval on the spectrum of L. Since ‖u‖ and the velocities decay, h grows by orders of
-magnitude over a long run. Steps are shortened to land exactly on every output time; a shortened
-step does not shrink the proposal for the step after it.
+in the model's norm, an estimate of the local error of û, O(h^{p̂+1}); the step advances with
+u_new (the higher order). N(u_new) is evaluated before the decision (for the estimate and for
+the model's monitor) and, the step accepted, is the next step's first stage: an attempt costs
+its stages plus one evaluation. With ``error_estimate="doubling"`` the estimate is step
+doubling: one step of h and two of h/2 from the same state, err = ‖u_{h/2,h/2} − u_h‖/(2^p − 1)
+with p the scheme's order, the two half steps' result being kept (about three times the cost).
+
+The step is accepted when err ≤ rtol·‖u_new‖ + atol. The next step is
+
+    h_new = h·min(5, max(0.2, 0.9 (tol/err)^{1/(q+1)})),   q = p̂ (embedded) or p (doubling),
+
+also after a rejection, capped by the model's explicit bound (for grid densities
+h ≤ cfl·min(dx)/max|∇ψ|, with cfl by default :data:`~sobolev_flow.steppers.CFL_FRACTION` = 0.5
+of the scheme's measured stability limit ``cfl_limit``, see ``benchmarks/stability.py``), by
+dt_max, and for explicit schemes by their stability interval on the spectrum of L. Since ‖u‖
+and the velocities decay, h grows by orders of magnitude over a long run. The tolerance is
+local; on the problems of ``tests/test_error_control.py`` the global error at t = 2 (max |μ −
+μ_ref| relative to max |μ0 − 1|) stays within 2·rtol for every scheme over rtol = 1e-4 … 1e-6.
+
+Steps are shortened to land exactly on the times the caller asks for (snapshots, t_end); a
+shortened step does not shrink the proposal for the step after it. Diagnostics need no landing:
+:meth:`Solver.diagnostics_at` gives them at any time of the last step from its continuous
+extension (``Solver._extend``: e^{τL}u_0 exactly plus the cubic Hermite interpolant of the rest
+from u and ∂t u = L u + N(u) at both ends; order 3, and exact for the linear decay however long
+the step). ``energy_balance`` integrates D by Simpson's rule, D at the midpoint taken from that
+extension (embedded) or from the half step (doubling).
 
 Fixed mode (``dt=h``) takes steps of h (the last before an output time shortened to land
 on it) and no error control: for convergence studies.
@@ -52,11 +74,12 @@ MODEL_OPTIONS = ("kernel", "geometry", "stabilisation", "normalize", "orders", "
 #: How adaptive steps estimate their error (see the module docstring).
 ERROR_ESTIMATES = ("embedded", "doubling")
 
-#: Work buffers per mode: the result of a step, N there, a scratch array, then others.
+#: Work buffers per mode: the result of a step, N there, a scratch array, then others ("mid" and
+#: "mid_du" hold a state of the continuous extension and its derivative or N there).
 STEP_BUFFERS = {
-    "fixed": ("new", "n_new", "err"),
-    "embedded": ("new", "n_new", "err", "mid"),
-    "doubling": ("two", "n_half", "full", "half"),
+    "fixed": ("new", "n_new", "err", "mid", "mid_du"),
+    "embedded": ("new", "n_new", "err", "mid", "mid_du"),
+    "doubling": ("two", "n_half", "full", "half", "mid", "mid_du"),
 }
 
 
@@ -138,7 +161,8 @@ def solve(grid, s, mu0, times, nu=None, **options) -> Solution:
         ``stabilisation``, ``normalize`` (False), ``orders``, ``fft_backend`` ('auto'),
         ``threads``, ``fft_effort`` ('estimate'), ``comm``, ``decomposition``; for the
         :class:`Solver`: ``scheme`` ('etdrk4'), ``rtol`` (1e-6), ``atol`` (1e-12), ``dt``
-        (fixed step, default adaptive), ``dt_initial``, ``dt_max``, ``cfl`` (0.5), ``max_steps``.
+        (fixed step, default adaptive), ``dt_initial``, ``dt_max``, ``cfl`` (half the scheme's
+        measured limit), ``max_steps``, ``error_estimate`` ('embedded').
 
     Returns
     -------
@@ -208,11 +232,14 @@ class Solver:
         Fixed step size (no error control). Default: adaptive.
     dt_initial, dt_max : float, optional
         First trial step (default from the step bound and ‖u‖/‖∂t u‖) and upper bound.
-    cfl : float
+    cfl : float, optional
         The number of the model's explicit step bound (for grid densities h ≤ cfl·min(dx)/max|∇ψ|)
-        in adaptive mode.
+        in adaptive mode; default :data:`~sobolev_flow.steppers.CFL_FRACTION` of the scheme's
+        measured limit ``cfl_limit``.
     max_steps : int, optional
         Give up (RuntimeError) after this many accepted steps.
+    error_estimate : {"embedded", "doubling"}
+        The local error estimate of adaptive steps (see the module docstring).
     """
 
     def __init__(self, model, *, scheme="etdrk4", rtol=1e-6, atol=1e-12, dt=None, dt_initial=None, dt_max=math.inf,
@@ -248,7 +275,6 @@ class Solver:
         names = STEP_BUFFERS["fixed" if dt is not None else error_estimate]
         self._result, self._n_result, self._scratch = names[:3]
         self._buffers = {name: model.empty() for name in names}
-        self._dense: dict = {}  # the interpolated state and N there, allocated when first asked for
         self.t = 0.0
         self.t_previous = None  # start of the last step while its previous state is kept
         self.steps = 0
@@ -299,8 +325,8 @@ class Solver:
 
     def diagnostics_at(self, t: float) -> dict:
         """:meth:`diagnostics` at a time ``t`` within the last accepted step [t − dt, t], from the
-        state of the continuous extension there (:meth:`interpolate`, cubic Hermite, order 3):
-        N is evaluated at it for the model's monitor (counted in ``rhs_evaluations`` and in
+        state of the continuous extension there (:meth:`interpolate`, order 3): N is evaluated at
+        it for the model's monitor (counted in ``rhs_evaluations`` and in
         ``stats()["diagnostic_evaluations"]``); ∫D dt is the cubic Hermite interpolant of its
         values and slopes D at both ends. Nothing of the step sequence changes.
         """
@@ -310,7 +336,7 @@ class Solver:
             out["t"] = t
             return out
         u = self.interpolate(t)
-        n = self._dense.setdefault("n", self.model.empty())
+        n = self._buffers["mid_du"]
         monitor = self.model.explicit(u, n, monitor=True)
         self.diagnostic_evaluations += 1
         energy = self.model.energy(u)
@@ -324,30 +350,51 @@ class Solver:
         return out
 
     def interpolate(self, t: float) -> np.ndarray:
-        """The state at a time t of the last accepted step [t_0, t_0 + h] by cubic Hermite
-        interpolation of u and ∂t u = L u + N(u) at both ends (θ = (t − t_0)/h):
-
-            u(t) ≈ h_00(θ) u_0 + h h_10(θ) ∂t u_0 + h_01(θ) u_1 + h h_11(θ) ∂t u_1,
-
-        an O(h^4) local error, order 3 (:func:`cubic_hermite_weights`). Returns a buffer the next
-        call overwrites."""
+        """The state at a time t of the last accepted step [t_0, t_0 + h] from its continuous
+        extension (:meth:`_extend`). Returns a buffer the next step or call overwrites."""
         if self.t_previous is None or not self.t_previous <= t <= self.t:
             raise ValueError(f"t={t!r}: outside the last accepted step "
                              f"[{self.t_previous if self.t_previous is not None else self.t}, {self.t}]")
-        h = self.last_dt
-        w00, w10, w01, w11 = cubic_hermite_weights((t - self.t_previous) / h)
-        u0, n0 = self._buffers[self._result], self._buffers[self._n_result]
-        out = self._dense.setdefault("u", self.model.empty())
-        scratch = self._dense.setdefault("n", self.model.empty())
-        L = self.model.linear
-        # (w00 + h w10 L) u0 + (w01 + h w11 L) u1 + h w10 N0 + h w11 N1
+        return self._extend((t - self.t_previous) / self.last_dt, self._buffers["mid"])
+
+    def _extend(self, theta: float, out, derivative=None):
+        """out ← u(t_0 + θh) of the continuous extension of the last step, and ``derivative`` (if
+        given) ← its time derivative there.
+
+        With E(τ) = e^{τL}, the linear flow is taken exactly and the rest by cubic Hermite
+        interpolation: u(t_0 + τ) = E(τ) u_0 + v(τ), v interpolating v(0) = 0, v'(0) = N_0,
+        v(h) = v_1 = u_1 − E(h) u_0, v'(h) = L v_1 + N_1 (:func:`cubic_hermite_weights`):
+
+            u ≈ E(θh) u_0 + h h_10 N_0 + (h_01 + h h_11 L) v_1 + h h_11 N_1.
+
+        The error is that of cubic Hermite interpolation of v, O(h^4) (order 3); where N is
+        negligible (the late, linear decay) the extension is exact, however long the step.
+        Without a linear part (L = None) it is the cubic Hermite interpolant of u.
+        """
+        h, L, b = self.last_dt, self.model.linear, self._buffers
+        u0, n0, u1, n1 = b[self._result], b[self._n_result], self.u, self._n
+        v = b[self._scratch]
+        w00, w10, w01, w11 = cubic_hermite_weights(theta)
         if L is None:
-            np.multiply(u0, w00, out=out)
+            np.subtract(u1, u0, out=v)
+            out[...] = u0
+            decay = 1.0
         else:
-            np.multiply(w00 + h * w10 * L, u0, out=out)
-        for coef, x in (((w01 if L is None else w01 + h * w11 * L), self.u), (h * w10, n0), (h * w11, self._n)):
-            np.multiply(x, coef, out=scratch)
-            out += scratch
+            np.multiply(np.exp(h * L), u0, out=v)
+            np.subtract(u1, v, out=v)
+            decay = np.exp(theta * h * L)
+            np.multiply(decay, u0, out=out)
+        out += h * w10 * n0
+        out += h * w11 * n1
+        out += (w01 if L is None else w01 + h * w11 * L) * v
+        if derivative is not None:
+            # d/dθ of the basis: 6θ² − 6θ, 3θ² − 4θ + 1, 6θ − 6θ², 3θ² − 2θ; ∂t = (1/h) ∂θ
+            d10, d01, d11 = 3 * theta**2 - 4 * theta + 1, 6 * theta - 6 * theta**2, 3 * theta**2 - 2 * theta
+            derivative[...] = d10 * n0
+            derivative += d11 * n1
+            derivative += (d01 / h if L is None else d01 / h + d11 * L) * v
+            if L is not None:
+                derivative += L * decay * u0
         return out
 
     def _dissipation(self, u, n) -> float:
@@ -360,38 +407,13 @@ class Solver:
             du += n
         return self.model.dissipation(u, du)
 
-    def _midpoint_dissipation(self, h) -> float:
-        """D at the midpoint of the step just accepted, from the cubic Hermite extension:
-        u_½ = (u_0 + u_1)/2 + h (f_0 − f_1)/8 and ∂t u_½ = 3 (u_1 − u_0)/(2h) − (f_0 + f_1)/4,
-        f = L u + N(u), both with an O(h^4) error (the derivative's leading term vanishes at the
-        midpoint), so that Simpson's rule on D is fourth order."""
-        u0, n0, u1, n1 = self._buffers[self._result], self._buffers[self._n_result], self.u, self._n
-        a, m, L = self._buffers["err"], self._buffers["mid"], self.model.linear
-        np.subtract(u0, u1, out=a)  # a ← f_0 − f_1
-        if L is None:
-            a[...] = 0
-        else:
-            a *= L
-        a += n0
-        a -= n1
-        np.add(u0, u1, out=m)  # m ← u_½
-        m *= 0.5
-        a *= h / 8
-        m += a
-        # a ← −(f_0 + f_1)/4 = −(2 L (u_½ − a) + N_0 + N_1)/4, then + 3 (u_1 − u_0)/(2h)
-        np.subtract(m, a, out=a)
-        if L is None:
-            a[...] = 0
-        else:
-            a *= L
-            a *= 2
-        a += n0
-        a += n1
-        a *= -h / 6
-        a += u1
-        a -= u0
-        a *= 1.5 / h
-        return self.model.dissipation(m, a)
+    def _midpoint_dissipation(self) -> float:
+        """D at the midpoint of the step just accepted, from the state and time derivative of the
+        continuous extension there (O(h^4) errors, the derivative's leading term vanishing at
+        the midpoint), so that Simpson's rule on D is fourth order."""
+        b = self._buffers
+        self._extend(0.5, b["mid"], derivative=b["mid_du"])
+        return self.model.dissipation(b["mid"], b["mid_du"])
 
     def stats(self) -> dict:
         """Counters of the run so far (``rhs_evaluations`` counts every evaluation of N,
@@ -468,7 +490,7 @@ class Solver:
         if self.fixed_dt is not None:  # trapezoidal rule
             self.dissipated += 0.5 * h * (start + self.dissipation)
         else:  # Simpson's rule
-            middle = self._dissipation_mid if self.error_estimate == "doubling" else self._midpoint_dissipation(h)
+            middle = self._dissipation_mid if self.error_estimate == "doubling" else self._midpoint_dissipation()
             self.dissipated += h * (start + 4 * middle + self.dissipation) / 6
         self._check_state()
 

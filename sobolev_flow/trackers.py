@@ -121,15 +121,16 @@ class DiagnosticsTracker(_ScheduledTracker):
     """Writes the solver's and the model's declared diagnostics at the scheduled times.
 
     Its times never shorten a step: a time passed by a step is recorded from the state of the
-    step's continuous extension there (cubic Hermite, order 3; see :data:`METHOD`)."""
+    step's continuous extension there (order 3; see :data:`METHOD`)."""
 
     lands = False
 
     #: How the values are obtained, as recorded on /diagnostics in the run file.
-    METHOD = ("at the requested times without shortening any step: the state there is the cubic Hermite "
-              "interpolant (order 3) of u and du/dt at both ends of the accepted step containing the time, "
-              "and the diagnostics are computed from it (one evaluation of the right-hand side for the "
-              "model's monitor); times the solver stands on (snapshots, t_end) use the state itself")
+    METHOD = ("at the requested times without shortening any step: the state there is the continuous "
+              "extension of the accepted step containing the time (the linear part exp(tL) exactly, the rest "
+              "by cubic Hermite interpolation from u and du/dt at both ends: order 3), and the diagnostics "
+              "are computed from it (one evaluation of the right-hand side for the model's monitor); times "
+              "the solver stands on (snapshots, t_end) use the state itself")
 
     def __init__(self, times, writer):
         super().__init__(times)
