@@ -14,6 +14,14 @@ stepper is built on a model (:mod:`sobolev_flow.models.base`): it calls ``model.
 buffers from ``model.empty()``. Every scheme has c_1 = 0 with first stage u itself, so a step
 takes N(u) from its caller: the solver reuses it for diagnostics and between the two halves of
 step doubling.
+
+Every scheme also carries an embedded solution û of lower order p̂ (``order_hat``): weights b̂
+(``b_hat``; for IMEX schemes one vector for N and one for L U) whose entry past the last stage,
+if any, weights the slope at the new state (first same as last). The generic algorithm returns
+u_new − û = h Σ_i (b_i − b̂_i) k_i − h b̂_{s+1} k(u_new), the local error estimate of the solver's
+embedded error control; its order is verified in ``tests/test_error_control.py``. Each scheme
+also records ``cfl_limit``, its largest stable CFL number on the advective part, measured by
+``benchmarks/stability.py``.
 """
 
 from __future__ import annotations
