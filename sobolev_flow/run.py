@@ -243,7 +243,7 @@ def build(cfg, base_dir, comm=None, wisdom_only=False, check_only=False) -> Solv
         scheme.stepper(model)
         return None
     return Solver(model, scheme=scheme.name, rtol=t["rtol"], atol=t["atol"], dt=t["dt"], cfl=t["cfl"],
-                  dt_max=t["dt_max"], max_steps=t["max_steps"])
+                  dt_max=t["dt_max"], max_steps=t["max_steps"], error_estimate=t["error_estimate"])
 
 
 def particle_model(cfg, grid, kernel, geometry, mu0, nu, base_dir) -> ParticleModel:
@@ -536,6 +536,7 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
                                         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
                 return writer, checkpoint
             writer = RunWriter.create(path, solver.model, solver.series, cfg, metadata, arrays, overwrite=overwrite)
+            writer.file["diagnostics"].attrs["method"] = DiagnosticsTracker.METHOD
         except BaseException:
             lock.release()
             raise
@@ -552,9 +553,8 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
     checkpointer = CheckpointTracker(writer, seconds=cfg["output"]["checkpoint_seconds"],
                                      steps=cfg["output"]["checkpoint_steps"],
                                      first=schedule_times(cfg["output"]["snapshots"], t_end), health=health.check)
-    outputs = np.union1d(schedule_times(cfg["output"]["snapshots"], t_end),
-                         schedule_times(cfg["output"]["diagnostics"], t_end))
-    progress = ProgressTracker(t_end, bar=bar, schedule=outputs)
+    # the times the solver lands on (diagnostic times do not shorten steps)
+    progress = ProgressTracker(t_end, bar=bar, schedule=schedule_times(cfg["output"]["snapshots"], t_end))
     trackers = [
         health,
         SnapshotTracker(schedule_times(cfg["output"]["snapshots"], t_end), writer),

@@ -14,6 +14,14 @@ stepper is built on a model (:mod:`sobolev_flow.models.base`): it calls ``model.
 buffers from ``model.empty()``. Every scheme has c_1 = 0 with first stage u itself, so a step
 takes N(u) from its caller: the solver reuses it for diagnostics and between the two halves of
 step doubling.
+
+Every scheme also carries an embedded solution û of lower order p̂ (``order_hat``): weights b̂
+(``b_hat``; for IMEX schemes one vector for N and one for L U) whose entry past the last stage,
+if any, weights the slope at the new state (first same as last). The generic algorithm returns
+u_new − û = h Σ_i (b_i − b̂_i) k_i − h b̂_{s+1} k(u_new), the local error estimate of the solver's
+embedded error control; its order is verified in ``tests/test_error_control.py``. Each scheme
+also records ``cfl_limit``, its largest stable CFL number on the advective part, measured by
+``benchmarks/stability.py``.
 """
 
 from __future__ import annotations
@@ -74,6 +82,12 @@ class ExplicitRK:
     reference: str
     #: stability interval on the negative real axis (in units of h·|L|)
     real_stability: float = 2.0
+    #: embedded weights b̂ (an entry past the last stage weights f at the new state, FSAL)
+    b_hat: tuple = None
+    #: order p̂ of the embedded solution
+    order_hat: int = None
+    #: largest stable CFL number on the advective part h·max|∇ψ|/min(dx), measured by benchmarks/stability.py
+    cfl_limit: float = None
 
     family = "explicit"
 
@@ -94,6 +108,11 @@ class IMEXRK:
     b_implicit: tuple
     reference: str
     real_stability: float = math.inf
+    #: embedded weights for N and for L U (an entry past the last stage weights the new state, FSAL)
+    b_hat_explicit: tuple = None
+    b_hat_implicit: tuple = None
+    order_hat: int = None
+    cfl_limit: float = None
 
     family = "imex"
 
@@ -117,6 +136,11 @@ class ExponentialRK:
     b: tuple
     reference: str
     real_stability: float = math.inf
+    #: embedded weights b̂_i(z) (functions of the φ evaluator like ``b``; an entry past the last
+    #: stage weights N at the new state, FSAL)
+    b_hat: tuple = None
+    order_hat: int = None
+    cfl_limit: float = None
 
     family = "exponential"
 
@@ -145,29 +169,68 @@ def get_scheme(name: str):
         raise ValueError(f"scheme={name!r}: unknown scheme{hint} valid: {', '.join(SCHEMES)}") from None
 
 
+#: The fraction of a scheme's measured CFL limit (``cfl_limit``) the solver uses by default.
+#: The limits are the output of ``python benchmarks/stability.py`` (the smallest stable cfl over
+#: 1-D 256, 2-D 64² (s = 1) and 128² (s = 2), bump data; 100 steps at the bound).
+CFL_FRACTION = 0.5
+
 register(ExplicitRK(
-    name="rk4", order=4,
+    name="rk4", cfl_limit=0.804, order=4,
     c=(0, 0.5, 0.5, 1),
     a=((), (0.5,), (0, 0.5), (0, 0, 1)),
     b=(1 / 6, 1 / 3, 1 / 3, 1 / 6),
+    # the last stage's slope replaced by the slope at the new state: û − u_new = h/6 (f(u_new) − k_4)
+    b_hat=(1 / 6, 1 / 3, 1 / 3, 0, 1 / 6), order_hat=3,
     real_stability=2.785,
-    reference="Kutta (1901): the classical fourth-order Runge-Kutta method",
+    reference="Kutta (1901): the classical fourth-order Runge-Kutta method; the embedded third-order "
+              "solution swaps k_4 for f(u_new) (first same as last)",
+))
+
+register(ExplicitRK(
+    name="bs32", cfl_limit=0.551, order=3,
+    c=(0, 0.5, 0.75),
+    a=((), (0.5,), (0, 0.75)),
+    b=(2 / 9, 1 / 3, 4 / 9),
+    b_hat=(7 / 24, 1 / 4, 1 / 3, 1 / 8), order_hat=2,
+    real_stability=2.512,
+    reference="Bogacki & Shampine, Appl. Math. Lett. 2 (1989) 321-325: the 3(2) pair, first same as last",
 ))
 
 _G = 1 - 1 / math.sqrt(2)
 _D = 1 - 1 / (2 * _G)
 register(IMEXRK(
-    name="ars222", order=2,
+    name="ars222", cfl_limit=0.265, order=2,
     c=(0, _G, 1),
     a_explicit=((), (_G,), (_D, 1 - _D)),
     a_implicit=((0,), (0, _G), (0, 1 - _G, _G)),
     b_explicit=(_D, 1 - _D, 0),
     b_implicit=(0, 1 - _G, _G),
-    reference="Ascher, Ruuth & Spiteri, Appl. Numer. Math. 25 (1997) 151-167, scheme (2,2,2): L-stable, stiffly accurate",
+    # IMEX Euler through the last stage (= u_new, the scheme being stiffly accurate): u + h N(u) + h L u_new
+    b_hat_explicit=(1, 0, 0), b_hat_implicit=(0, 0, 1), order_hat=1,
+    reference="Ascher, Ruuth & Spiteri, Appl. Numer. Math. 25 (1997) 151-167, scheme (2,2,2): L-stable, "
+              "stiffly accurate; embedded first-order IMEX Euler",
 ))
 
+_GK = 1767732205903 / 4055673282236
+_BK = (1471266399579 / 7840856788654, -4482444167858 / 7529755066697, 11266239266428 / 11593286722821, _GK)
+_BK_HAT = (2756255671327 / 12835298489170, -10771552573575 / 22201958757719, 9247589265047 / 10645013368117,
+           2193209047091 / 5459859503100)
+register(IMEXRK(
+    name="ark324", cfl_limit=0.223, order=3,
+    c=(0, 2 * _GK, 3 / 5, 1),
+    a_explicit=((), (2 * _GK,), (5535828885825 / 10492691773637, 788022342437 / 10882634858940),
+                (6485989280629 / 16251701735622, -4246266847089 / 9704473918619, 10755448449292 / 10357097424841)),
+    a_implicit=((0,), (_GK, _GK), (2746238789719 / 10658868560708, -640167445237 / 6845629431997, _GK), _BK),
+    b_explicit=_BK,
+    b_implicit=_BK,
+    b_hat_explicit=_BK_HAT, b_hat_implicit=_BK_HAT, order_hat=2,
+    reference="Kennedy & Carpenter, Appl. Numer. Math. 44 (2003) 139-181, ARK3(2)4L[2]SA: L-stable, "
+              "stiffly accurate, embedded second order",
+))
+
+_ETD4_B4 = (lambda p: 4 * p(3, 1) - p(2, 1))
 register(ExponentialRK(
-    name="etdrk4", order=4,
+    name="etdrk4", cfl_limit=0.804, order=4,
     c=(0, 0.5, 0.5, 1),
     a={
         (1, 0): lambda p: 0.5 * p(1, 0.5),
@@ -179,27 +242,51 @@ register(ExponentialRK(
         lambda p: p(1, 1) - 3 * p(2, 1) + 4 * p(3, 1),
         lambda p: 2 * p(2, 1) - 4 * p(3, 1),
         lambda p: 2 * p(2, 1) - 4 * p(3, 1),
-        lambda p: 4 * p(3, 1) - p(2, 1),
+        _ETD4_B4,
     ),
+    # N(U_4) swapped for N(u_new): û − u_new = h (4φ_3 − φ_2)(N(u_new) − N(U_4)), third order
+    # (the exponential analogue of rk4's pair; verified in tests/test_error_control.py)
+    b_hat=(
+        lambda p: p(1, 1) - 3 * p(2, 1) + 4 * p(3, 1),
+        lambda p: 2 * p(2, 1) - 4 * p(3, 1),
+        lambda p: 2 * p(2, 1) - 4 * p(3, 1),
+        lambda p: 0.0,
+        _ETD4_B4,
+    ),
+    order_hat=3,
     reference="Cox & Matthews, J. Comput. Phys. 176 (2002) 430-455; phi-function form of "
-              "Hochbruck & Ostermann, Acta Numerica 19 (2010) 209-286",
+              "Hochbruck & Ostermann, Acta Numerica 19 (2010) 209-286; embedded third-order solution "
+              "with N at the new state (first same as last), after Whalen, Brio & Moloney, "
+              "J. Comput. Phys. 280 (2015) 579-601",
 ))
 
 register(ExponentialRK(
-    name="etdrk2", order=2,
+    name="etdrk2", cfl_limit=0.25, order=2,
     c=(0, 1),
     a={(1, 0): lambda p: p(1, 1)},
     b=(lambda p: p(1, 1) - p(2, 1), lambda p: p(2, 1)),
-    reference="Cox & Matthews, J. Comput. Phys. 176 (2002) 430-455, ETD2RK",
+    # exponential Euler, first order: û − u_new = h φ_2 (N(u) − N(U_2))
+    b_hat=(lambda p: p(1, 1), lambda p: 0.0), order_hat=1,
+    reference="Cox & Matthews, J. Comput. Phys. 176 (2002) 430-455, ETD2RK, with exponential Euler embedded",
 ))
 
 
 # ============================================================================ generic algorithms
+def _padded(weights, length) -> tuple:
+    """``weights`` extended by zeros to ``length`` entries."""
+    return tuple(weights) + (0,) * (length - len(weights))
+
+
 class _Stepper:
     """Shared buffers and helpers of the generic algorithms.
 
-    ``step(u, h, n0, out)`` writes the new state into ``out`` given N(u) in ``n0``; neither
-    ``u`` nor ``n0`` is modified, and ``out`` must alias neither.
+    ``step(u, h, n0, out, err=None)`` writes the new state into ``out`` given N(u) in ``n0``;
+    neither ``u`` nor ``n0`` is modified, and ``out`` must alias neither. With ``err`` (a
+    buffer like the state) it also writes the stage part of the embedded error estimate
+    u_new − û = h Σ_i (b_i − b̂_i) k_i, and :meth:`complete_error` then adds the part of the
+    new state, − h b̂_{s+1} k(u_new), given N(u_new) (which the next step needs as its first
+    stage anyway, first same as last). An accepted step thus costs its stages plus the one
+    evaluation at the new state.
     """
 
     def __init__(self, scheme, model):
@@ -217,11 +304,18 @@ class _Stepper:
     #: Whether the algorithm needs a stage buffer and a scratch array of its own.
     needs_scratch = True
 
+    @property
+    def embedded(self) -> bool:
+        """Whether the scheme carries an embedded solution."""
+        return self.scheme.order_hat is not None
+
     def _accumulate(self, out, terms, tmp=None):
         """out += Σ coef · x over (coef, x) pairs, coef a scalar or a real array; ``tmp`` (default
         the stepper's scratch) receives each product and must alias none of the arrays."""
         tmp = self._tmp if tmp is None else tmp
         for coef, x in terms:
+            if coef is None:
+                continue
             if np.isscalar(coef):
                 if coef == 0:
                     continue
@@ -229,6 +323,10 @@ class _Stepper:
             else:
                 np.multiply(coef, x, out=tmp)
             out += tmp
+
+    def _require_embedded(self):
+        if not self.embedded:
+            raise ValueError(f"scheme={self.scheme.name!r}: has no embedded solution; use error_estimate='doubling'")
 
     @property
     def evaluations_per_step(self) -> int:
@@ -243,39 +341,66 @@ class _ExplicitRKStepper(_Stepper):
     def __init__(self, scheme, model):
         super().__init__(scheme, model)
         self._k = [model.empty() for _ in range(self.stages)]
+        if self.embedded:
+            b_hat = _padded(scheme.b_hat, self.stages + 1)
+            self._b_diff = [b - bh for b, bh in zip(scheme.b, b_hat)]
+            self._b_hat_new = b_hat[self.stages]
 
-    def step(self, u, h, n0, out):
-        k, stage, L = self._k, self._u, self.linear
-        # stage 1: f(u) = L u + N(u) (N alone for a model without a linear part)
-        if L is None:
-            k[0][...] = n0
+    def _slope(self, u, n, out):
+        """out ← f(u) = L u + N(u) given N(u) in ``n`` (N alone for a model without a linear part)."""
+        if self.linear is None:
+            out[...] = n
         else:
-            np.multiply(L, u, out=k[0])
-            k[0] += n0
+            np.multiply(self.linear, u, out=out)
+            out += n
+        return out
+
+    def step(self, u, h, n0, out, err=None):
+        k, stage = self._k, self._u
+        self._slope(u, n0, k[0])
         for i in range(1, self.stages):
             # U_i = u + h Σ_j a_ij k_j, then k_i = L U_i + N(U_i)
             stage[...] = u
             self._accumulate(stage, [(h * a, k[j]) for j, a in enumerate(self.scheme.a[i])])
             self.model.explicit(stage, out=k[i])
-            if L is not None:
-                np.multiply(L, stage, out=self._tmp)
+            if self.linear is not None:
+                np.multiply(self.linear, stage, out=self._tmp)
                 k[i] += self._tmp
         # update u + h Σ b_i k_i
         out[...] = u
         self._accumulate(out, [(h * b, k[i]) for i, b in enumerate(self.scheme.b)])
+        if err is not None:
+            self._require_embedded()
+            err[...] = 0
+            self._accumulate(err, [(h * d, k[i]) for i, d in enumerate(self._b_diff)])
         return out
+
+    def complete_error(self, err, h, u_new, n_new):
+        """err −= h b̂_{s+1} f(u_new), given N(u_new) in ``n_new``."""
+        if self._b_hat_new:
+            self._slope(u_new, n_new, self._tmp)
+            self._accumulate(err, [(-h * self._b_hat_new, self._tmp)], tmp=self._u)
+        return err
 
 
 class _IMEXRKStepper(_Stepper):
     def __init__(self, scheme, model):
         super().__init__(scheme, model)
         self._lu = [model.empty() for _ in range(self.stages)]
+        if self.embedded:
+            explicit = _padded(scheme.b_hat_explicit, self.stages + 1)
+            implicit = _padded(scheme.b_hat_implicit, self.stages + 1)
+            self._diff_explicit = [b - bh for b, bh in zip(scheme.b_explicit, explicit)]
+            self._diff_implicit = [b - bh for b, bh in zip(scheme.b_implicit, implicit)]
+            self._hat_new = (explicit[self.stages], implicit[self.stages])
 
     def _needs_stage(self, i):
         s = self.scheme
-        return s.b_explicit[i] != 0 or any(len(row) > i and row[i] != 0 for row in s.a_explicit)
+        weights = (s.b_explicit,) + ((s.b_hat_explicit,) if s.b_hat_explicit else ())
+        return (any(len(b) > i and b[i] != 0 for b in weights)
+                or any(len(row) > i and row[i] != 0 for row in s.a_explicit))
 
-    def step(self, u, h, n0, out):
+    def step(self, u, h, n0, out, err=None):
         s, L, stage = self.scheme, self.linear, self._u
         n = [n0] + self._n[1:]
         for i in range(self.stages):
@@ -293,14 +418,29 @@ class _IMEXRKStepper(_Stepper):
         out[...] = u
         self._accumulate(out, [(h * b, n[j]) for j, b in enumerate(s.b_explicit)])
         self._accumulate(out, [(h * b, self._lu[j]) for j, b in enumerate(s.b_implicit)])
+        if err is not None:
+            self._require_embedded()
+            err[...] = 0
+            self._accumulate(err, [(h * d, n[j]) for j, d in enumerate(self._diff_explicit)])
+            self._accumulate(err, [(h * d, self._lu[j]) for j, d in enumerate(self._diff_implicit)])
         return out
+
+    def complete_error(self, err, h, u_new, n_new):
+        """err −= h (b̂E_{s+1} N(u_new) + b̂I_{s+1} L u_new), given N(u_new) in ``n_new``."""
+        explicit, implicit = self._hat_new
+        self._accumulate(err, [(-h * explicit, n_new)])
+        if implicit:
+            np.multiply(self.linear, u_new, out=self._u)
+            self._accumulate(err, [(-h * implicit, self._u)])
+        return err
 
 
 class _ExponentialRKStepper(_Stepper):
     """Coefficients are computed on the distinct values of L and gathered into preallocated
     arrays, kept for the most recent step size (a fixed step reuses them; an adaptive step
-    recomputes them for h and h/2 in any case, since h changes from step to step). Equal
-    coefficient arrays (e.g. b_2 = b_3 of ETDRK4, e^{c z} for equal c) are stored once."""
+    recomputes them as h changes). Equal coefficient arrays (e.g. b_2 = b_3 of ETDRK4, e^{c z}
+    for equal c) are stored once, and zero ones (e.g. b_i − b̂_i of a stage the embedded
+    solution shares) not at all."""
 
     CACHE = 1
     needs_scratch = False  # each product goes into a buffer that is free at that moment
@@ -316,7 +456,9 @@ class _ExponentialRKStepper(_Stepper):
         self._slots: dict = {}
 
     def coefficients(self, h):
-        """(e^{c_i z}, e^{z}, h·a_ij(z), h·b_i(z)) for z = hL, as arrays on the spectral layout."""
+        """(e^{c_i z}, e^{z}, h·a_ij(z), h·b_i(z), h·(b_i − b̂_i)(z), −h·b̂_{s+1}(z)) for z = hL, as
+        arrays on the spectral layout (None for a coefficient that vanishes; the last two None
+        without an embedded solution)."""
         if h in self._cache:
             return self._cache[h]
         if len(self._cache) >= self.CACHE:  # evict the oldest step size, reuse its arrays
@@ -338,7 +480,9 @@ class _ExponentialRKStepper(_Stepper):
 
         def gather(values):
             """The coefficient on the spectral layout, shared with an equal one gathered before."""
-            values = np.asarray(values, dtype=float)
+            values = np.broadcast_to(np.asarray(values, dtype=float), z.shape)
+            if not np.any(values):
+                return None
             for known, array in gathered:
                 if np.array_equal(known, values):
                     return array
@@ -349,26 +493,37 @@ class _ExponentialRKStepper(_Stepper):
             return array
 
         s = self.scheme
+        diff, hat_new = None, None
+        if self.embedded:
+            b_hat = list(s.b_hat) + [lambda p: 0.0] * (self.stages + 1 - len(s.b_hat))
+            diff = [gather(h * (b(p) - bh(p))) for b, bh in zip(s.b, b_hat)]
+            hat_new = gather(-h * b_hat[self.stages](p))
         coefficients = (
             [None] + [gather(p(0, c)) for c in s.c[1:]],  # e^{c_1 z} = 1 is never used
             gather(p(0, 1)),
             {ij: gather(h * f(p)) for ij, f in s.a.items()},
             [gather(h * f(p)) for f in s.b],
+            diff,
+            hat_new,
         )
         self._cache[h] = coefficients
         self._slots[h] = slot
         return coefficients
 
-    def step(self, u, h, n0, out):
+    def step(self, u, h, n0, out, err=None):
         """Stage values are formed in ``out`` (free until the update) and every product goes
         into a buffer that is free at that moment, so the stepper owns only the stage N's."""
-        expo, expo_h, ha, hb = self.coefficients(h)
+        expo, expo_h, ha, hb, diff, _ = self.coefficients(h)
         n, stage = [n0] + self._n[1:], out
         for i in range(1, self.stages):
             # U_i = e^{c_i z} u + h Σ_j a_ij N_j, then N_i = N(U_i); N_i's buffer is free until then
             np.multiply(expo[i], u, out=stage)
-            self._accumulate(stage, [(ha[(i, j)], n[j]) for j in range(i) if (i, j) in ha], tmp=n[i])
+            self._accumulate(stage, [(ha.get((i, j)), n[j]) for j in range(i)], tmp=n[i])
             self.model.explicit(stage, out=n[i])
+        if err is not None:  # h Σ (b_i − b̂_i) N_i, the products in ``out`` (free until the update)
+            self._require_embedded()
+            err[...] = 0
+            self._accumulate(err, [(d, n[i]) for i, d in enumerate(diff)], tmp=out)
         # update e^{z} u + h Σ b_i N_i: the stage N's are scaled in place once used (the caller's
         # n0 is not), and the first of them, consumed, then holds e^{z} u
         np.multiply(hb[0], n0, out=out)
@@ -379,6 +534,10 @@ class _ExponentialRKStepper(_Stepper):
         out += n[1]
         return out
 
+    def complete_error(self, err, h, u_new, n_new):
+        """err −= h b̂_{s+1}(z) N(u_new); the product goes into a stage buffer (free after a step)."""
+        self._accumulate(err, [(self.coefficients(h)[5], n_new)], tmp=self._n[1])
+        return err
 
 # ============================================================================ training schemes
 # First-order schemes of network training at a fixed learning rate γ (the solver's fixed step,
@@ -394,6 +553,10 @@ class ProximalPoint:
     c: tuple
     reference: str
     real_stability: float = math.inf
+    #: no embedded solution and no CFL limit: a training scheme takes the fixed step it is given
+    b_hat: tuple = None
+    order_hat: int = None
+    cfl_limit: float = None
 
     family = "proximal"
 

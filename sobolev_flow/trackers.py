@@ -1,10 +1,12 @@
 """Trackers: whoever needs the state during a run, and the loop that serves them.
 
 A tracker has ``start(solver)``, ``next_time()`` (the next time it needs the state, or
-``inf``), ``handle(solver)`` (called when the solver stands exactly at that time),
+``inf``), ``handle(solver)`` (called once the solver has reached that time),
 ``after_step(solver)`` (called after every accepted step, for wall-clock work such as
-checkpoints and progress) and ``finish(solver)``. :func:`drive` advances the solver to the
-earliest time any tracker asks for, lands on it exactly and hands it the state.
+checkpoints and progress) and ``finish(solver)``. A tracker that ``lands`` (snapshots) makes
+:func:`drive` shorten a step to stand exactly at its times; one that does not (diagnostics)
+never changes a step: it is handed the solver after the step that passes its time and reads
+the state there from the step's continuous extension (:meth:`~sobolev_flow.solver.Solver.diagnostics_at`).
 
 In a distributed run every process drives its trackers identically: decisions that depend
 on the wall clock or on a signal (checkpoints, interrupts) are agreed on by all processes
@@ -56,6 +58,9 @@ class Interrupted(Exception):
 
 class Tracker:
     """Base class: needs nothing, does nothing."""
+
+    #: Whether the solver must land exactly on this tracker's times.
+    lands = True
 
     def start(self, solver):
         pass
@@ -113,15 +118,26 @@ class SnapshotTracker(_ScheduledTracker):
 
 
 class DiagnosticsTracker(_ScheduledTracker):
-    """Writes the solver's and the model's declared diagnostics at the scheduled times."""
+    """Writes the solver's and the model's declared diagnostics at the scheduled times.
+
+    Its times never shorten a step: a time passed by a step is recorded from the state of the
+    step's continuous extension there (order 3; see :data:`METHOD`)."""
+
+    lands = False
+
+    #: How the values are obtained, as recorded on /diagnostics in the run file.
+    METHOD = ("at the requested times without shortening any step: the state there is the continuous "
+              "extension of the accepted step containing the time (the linear part exp(tL) exactly, the rest "
+              "by cubic Hermite interpolation from u and du/dt at both ends: order 3), and the diagnostics "
+              "are computed from it (one evaluation of the right-hand side for the model's monitor); times "
+              "the solver stands on (snapshots, t_end) use the state itself")
 
     def __init__(self, times, writer):
         super().__init__(times)
         self.writer = writer
 
     def record(self, solver, t):
-        values = solver.diagnostics()
-        values["t"] = t  # the requested time (the solver stands there up to rounding)
+        values = solver.diagnostics_at(t)  # the requested time, inside the last step
         values["step"] = solver.steps
         self.writer.write_diagnostics(values)
         tail = values.get("tail_fraction", 0.0)
@@ -388,9 +404,9 @@ def format_duration(seconds) -> str:
 def drive(solver, t_end: float, trackers):
     """Advance ``solver`` to ``t_end``, serving ``trackers``; returns the solver.
 
-    The loop: ask every tracker for its next time, step towards the earliest (landing on it
-    exactly), hand the state to the trackers due at the new time, then to their per-step
-    hooks. ``finish`` runs on normal completion only; an exception (for instance
+    The loop: ask every tracker that lands for its next time, step towards the earliest
+    (landing on it exactly), hand the solver to the trackers whose time the step reached or
+    passed, then to their per-step hooks. ``finish`` runs on normal completion only; an exception (for instance
     :class:`Interrupted`) leaves the caller to decide what to save.
     """
     for tracker in trackers:
@@ -399,7 +415,7 @@ def drive(solver, t_end: float, trackers):
         if reached(tracker.next_time(), solver.t):
             tracker.handle(solver)
     while not reached(t_end, solver.t):
-        target = min([t_end] + [tracker.next_time() for tracker in trackers])
+        target = min([t_end] + [tracker.next_time() for tracker in trackers if tracker.lands])
         solver.step(target)
         for tracker in trackers:
             if reached(tracker.next_time(), solver.t):

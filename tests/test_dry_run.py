@@ -62,7 +62,7 @@ CASES = {
     "nufft tolerance": (PARTICLES + ["particles.tol=10.0"], "error: particles.tol=10.0: expected a number in (0, 1)"),
     "exponential scheme for particles": (PARTICLES + ['time.scheme="etdrk4"'],
                                          "error: scheme='etdrk4': exponential schemes need a model with a linear "
-                                         "part; valid: rk4, gd"),
+                                         "part; valid: rk4, bs32, gd"),
 }
 
 

@@ -190,7 +190,7 @@ def test_explicit_schemes_run_a_model_without_a_linear_part():
     # against the closed form of the s = 1 flow in 1-D (not the grid solver run the other way)
     assert np.max(np.abs(model.density(explicit.u) - exact_s1_1d(x, 1.0, a=0.3, b=0.0))) < 1e-9
     with pytest.raises(ValueError, match=r"^scheme='etdrk4': exponential schemes need a model with a linear part; "
-                                         r"valid: rk4, gd$"):
+                                         r"valid: rk4, bs32, gd$"):
         Solver(Explicit(), scheme="etdrk4")
 
 
