@@ -83,6 +83,13 @@ def positive(key, value):
     return _number(key, value, low=0, low_open=True)
 
 
+def tolerance(key, value):
+    """A relative tolerance of the error control: at least :data:`~sobolev_flow.solver.RTOL_MIN`."""
+    from .solver import RTOL_MIN
+
+    return _number(key, value, low=RTOL_MIN)
+
+
 def positive_or_inf(key, value):
     return _number(key, value, low=0, low_open=True, allow_inf=True)
 
@@ -239,7 +246,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "time": {
         "t_end": Key(200.0, positive, "final time"),
         "scheme": Key("auto", string, "time-stepping scheme (auto: etdrk4 on the grid, rk4 for particles)"),
-        "rtol": Key(1e-6, positive, "relative local error tolerance"),
+        "rtol": Key(1e-6, tolerance, "relative local error tolerance (>= 1e-13)"),
         "atol": Key(1e-12, lambda k, v: _number(k, v, low=0), "absolute local error tolerance"),
         "dt": Key(None, optional(positive), "fixed step size (default: adaptive)"),
         "cfl": Key(None, optional(positive), "CFL number in units of min(dx)/max|∇ψ| (default: half the "

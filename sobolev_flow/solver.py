@@ -83,6 +83,11 @@ STEP_BUFFERS = {
 }
 
 
+#: The smallest relative tolerance: below about 500 ε of double precision the embedded estimate of a
+#: small step is rounding error (often exactly 0), and the controller would crawl instead of failing.
+RTOL_MIN = 1e-13
+
+
 def scheme_cfl(scheme) -> float:
     """The default CFL number of ``scheme``: :data:`~sobolev_flow.steppers.CFL_FRACTION` of its
     measured stability limit on the advective part (``scheme.cfl_limit``); unbounded for a scheme
@@ -250,6 +255,9 @@ class Solver:
         self.layout = model.layout
         self.scheme = get_scheme(scheme)
         _check_positive("rtol", rtol)
+        if rtol < RTOL_MIN:
+            raise ValueError(f"rtol={rtol!r}: expected a value >= {RTOL_MIN:g} (below it the error estimate is rounding "
+                             "error)")
         _check_positive("atol", atol, allow_zero=True)
         if cfl is not None:
             _check_positive("cfl", cfl)
