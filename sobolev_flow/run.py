@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from . import __version__
-from .config import ConfigError, boolean, grid_shape, integer, load, positive, resolve, schedule_count, schedule_times
+from .config import ConfigError, boolean, choice, grid_shape, integer, load, positive, resolve, schedule_count, schedule_times
 from .grid import Torus
 from .initial import density, spectrum_exponent
 from .kernels import make_kernel
@@ -334,19 +334,21 @@ def network_model(cfg, base_dir) -> NetworkModel:
 
 #: Parameters of a random teacher network, ``network.teacher = {family = "network", ...}``.
 TEACHER_NETWORK = {"width": (10, integer(1)), "seed": (0, integer(0)), "scale": (1.0, positive),
-                   "balanced": (True, boolean)}
+                   "balanced": (True, boolean), "init": ("random", choice("random", "grid"))}
 
 
 def random_teacher(spec) -> dict:
-    """The checked keyword arguments of :func:`initial_network` for a random teacher network: random
-    directions, |w*_j| = scale, a*_j = |w*_j| (balanced) or scale × N(0, 1)."""
+    """The checked keyword arguments of :func:`initial_network` for a teacher network: random
+    directions (``init = "random"``, the default) or a grid of them (``"grid"``: equispaced on the
+    circle, the Fibonacci lattice on S², a uniform teacher up to its discreteness), |w*_j| = scale,
+    a*_j = |w*_j| (balanced) or scale × N(0, 1)."""
     unknown = sorted(set(spec) - set(TEACHER_NETWORK) - {"family"})
     if unknown:
         raise ConfigError(f"network.teacher.{unknown[0]}: unknown parameter of the network family; valid: "
                           f"{', '.join(TEACHER_NETWORK)}")
     out = {name: convert(f"network.teacher.{name}", spec.get(name, default))
            for name, (default, convert) in TEACHER_NETWORK.items()}
-    return {"init": "random", **out}
+    return out
 
 
 def _path(path, base_dir) -> pathlib.Path:
