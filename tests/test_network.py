@@ -306,6 +306,8 @@ def bad_network_inputs(tmp_path):
         "gamma missing": (["time.scheme=gd"], r"^error: time\.scheme='gd': needs the learning rate time\.dt > 0$"),
         "prox_tol": (["time.scheme=prox", "time.dt=0.5", "network.prox_tol=0"],
                      r"^error: network\.prox_tol=0: expected a value > 0$"),
+        "teacher init": (['network.teacher={family="network", init="lattice"}'],
+                         r"^error: network\.teacher\.init='lattice': expected one of random, grid$"),
         "teacher width": (['network.teacher={family="network", width=0}'],
                           r"^error: network\.teacher\.width=0: expected a value >= 1$"),
         "density teacher in 2-D": (["network.d=2"], r"^error: network\.teacher='uniform': a density teacher lives "
@@ -420,6 +422,12 @@ def test_cli_records_the_prediction_and_rates_compares_it(tmp_path, monkeypatch,
     run = open_run(tmp_path / "net.h5")
     assert run.theory == {"energy": ("power", 3.5)}
     assert rate_table(run)[0]["predicted"] == 3.5
+    # S²: i.i.d. random directions against a teacher on the Fibonacci lattice, (5 + 0 − 2)/(5 − 2) = 1
+    code, out = run_cli(["network.d=2", "network.init=random", "time.t_end=1",
+                         'network.teacher={family="network", width=400, init="grid"}'], tmp_path, monkeypatch, capsys,
+                        options=("-o", "sphere.h5"))
+    assert code == 0, out.err
+    assert open_run(tmp_path / "sphere.h5").theory == {"energy": ("power", 1.0)}
 
 
 # ----------------------------------------------------------------------------- memory
