@@ -415,7 +415,7 @@ def test_predictions_follow_the_theory_near_a_uniform_teacher():
 def test_cli_records_the_prediction_and_rates_compares_it(tmp_path, monkeypatch, capsys):
     """A run from kink data against the uniform teacher records E ~ t^-3.5, and `rates` lists it."""
     from sobolev_flow import open_run
-    from sobolev_flow.rates import rate_table
+    from sobolev_flow.rates import describe, rate_table
 
     code, out = run_cli(["network.init=density", "initial.density=kink"], tmp_path, monkeypatch, capsys)
     assert code == 0, out.err
@@ -427,7 +427,9 @@ def test_cli_records_the_prediction_and_rates_compares_it(tmp_path, monkeypatch,
                          'network.teacher={family="network", width=400, init="grid"}'], tmp_path, monkeypatch, capsys,
                         options=("-o", "sphere.h5"))
     assert code == 0, out.err
-    assert open_run(tmp_path / "sphere.h5").theory == {"energy": ("power", 1.0)}
+    sphere = open_run(tmp_path / "sphere.h5")
+    assert sphere.theory == {"energy": ("power", 1.0)}
+    assert "teacher: a network of width 400 with a grid of directions;" in describe(sphere)
 
 
 # ----------------------------------------------------------------------------- memory
