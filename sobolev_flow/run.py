@@ -25,7 +25,8 @@ import time
 import numpy as np
 
 from . import __version__
-from .config import ConfigError, boolean, choice, grid_shape, integer, load, positive, resolve, schedule_count, schedule_times
+from .config import (ConfigError, boolean, choice, grid_shape, integer, load, positive, resolve, schedule_count,
+                     schedule_times)
 from .grid import Torus
 from .initial import density, spectrum_exponent
 from .kernels import make_kernel
