@@ -434,6 +434,9 @@ def _describe_network(cfg, model, flow, kernel_words, sym, math) -> str:
     teacher = net["teacher"]
     if isinstance(teacher, str) and teacher.endswith(".npz"):
         teacher_words = "a network from " + _escape(repr(teacher), sym)
+    elif isinstance(teacher, dict) and teacher.get("family") == "network":
+        directions = "a grid of" if teacher.get("init") == "grid" else "random"
+        teacher_words = f"a network of width {teacher.get('width', 10)} with {directions} directions"
     else:
         teacher_words = f"a density of mass {net['teacher_mass']:g}, " + _density_words(teacher, sym)
     second = f"teacher: {teacher_words}; init: {_escape(str(net['init']), sym)}, scale {net['scale']:g}"

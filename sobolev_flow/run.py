@@ -27,12 +27,13 @@ import time
 import numpy as np
 
 from . import __version__
-from .config import ConfigError, boolean, grid_shape, integer, load, positive, resolve, schedule_count, schedule_times
+from .config import (ConfigError, boolean, choice, grid_shape, integer, load, positive, resolve, schedule_count,
+                     schedule_times)
 from .grid import Torus
 from .initial import density, spectrum_exponent
 from .kernels import make_kernel
 from .models.network import (INITIALISATIONS as NETWORK_INITIALISATIONS, DensityTeacher, NetworkModel, NetworkTeacher,
-                             initial_network, load_network)
+                             initial_network, load_network, perturbation_spectrum)
 from .models.particles import INITIALISATIONS, ParticleModel, lattice, quantiles, sample
 from .models.spectral import SpectralModel, check_inputs, make_geometry, memory_estimate
 from .solver import Solver, check_memory
@@ -177,8 +178,10 @@ def problem(cfg, base_dir):
     are checked against the grid (e.g. ``relu`` needs d = 1).
     """
     grid, scheme, geometry = setting(cfg)
-    # the memory estimate comes before any grid-sized array (the kernel's weights) is allocated
-    check_memory(grid.shape, run_memory(cfg, grid, scheme, geometry), launched_processes())
+    # the memory estimate comes before any grid-sized array (the kernel's weights) is allocated;
+    # a network's is checked once it is built (:func:`build`)
+    if cfg["model"]["method"] != "network":
+        check_memory(grid.shape, run_memory(cfg, grid, scheme, geometry), launched_processes())
     kernel = make_kernel(cfg["model"]["kernel"], cfg["model"]["s"], grid, base_dir=base_dir)
     return grid, scheme, kernel, geometry
 
@@ -201,12 +204,25 @@ def output_memory(cfg, grid) -> int:
     """Bytes the outputs hold at once: μ0 and ν on the grid, the snapshot μ with its compressed
     chunk (2 grid arrays of float64), and the output times of both schedules and their union
     (3 float64 per time, at most :data:`~sobolev_flow.config.MAX_OUTPUT_TIMES` each)."""
+    return int(8 * 4 * grid.size + 3 * 8 * output_times(cfg))
+
+
+def output_times(cfg) -> float:
+    """The output times of both schedules counted with 2 to spare each (:func:`output_memory`)."""
     t_end = cfg["time"]["t_end"]
-    times = sum(schedule_count(cfg["output"][name], t_end) + 2 for name in ("snapshots", "diagnostics"))
-    return int(8 * 4 * grid.size + 3 * 8 * times)
+    return sum(schedule_count(cfg["output"][name], t_end) + 2 for name in ("snapshots", "diagnostics"))
 
 
-def build(cfg, base_dir, comm=None, wisdom_only=False, check_only=False) -> Solver | None:
+def network_memory(cfg, model, scheme) -> tuple[int, int]:
+    """(working, outputs) bytes of a network run: the model's estimate (:meth:`NetworkModel.memory`)
+    plus the outputs, the snapshot weights (m(d + 2) floats, and for d = 1 the density estimate on
+    the grid) with their compressed chunk, and 3 float64 per output time (:func:`output_memory`)."""
+    snapshot = model.width * (model.d + 2) + (model.grid.size if model.d == 1 else 0)
+    outputs = int(2 * 8 * snapshot + 3 * 8 * output_times(cfg))
+    return model.memory(scheme) + outputs, outputs
+
+
+def build(cfg, base_dir, comm=None, wisdom_only=False, check_only=False) -> Solver | NetworkModel | None:
     """Grid, kernel, densities, model and solver from a resolved configuration (ValueError on
     bad input, raised before any transform is planned or file touched).
 
@@ -215,7 +231,9 @@ def build(cfg, base_dir, comm=None, wisdom_only=False, check_only=False) -> Solv
     wisdom alone (see :func:`restore_plans`); ``check_only`` (``--dry-run``): make every check of
     the run and return None, without planning a transform — the densities are built and checked
     as the grid model checks them (:func:`~sobolev_flow.models.spectral.check_inputs`); particles
-    are placed and their model, which plans nothing, is built with its scheme's stepper.
+    are placed and their model, which plans nothing, is built with its scheme's stepper. A network's
+    estimated memory (:func:`network_memory`) is checked against the machine's once it is built, and
+    with ``check_only`` the network model is returned (for its estimate).
     """
     grid, scheme, kernel, geometry = problem(cfg, base_dir)
     particles = cfg["model"]["method"] == "particles"
@@ -229,6 +247,7 @@ def build(cfg, base_dir, comm=None, wisdom_only=False, check_only=False) -> Solv
         model = particle_model(cfg, grid, kernel, geometry, mu0, nu, base_dir)
     elif cfg["model"]["method"] == "network":
         model = network_model(cfg, base_dir)
+        check_memory((model.width, model.d + 2), network_memory(cfg, model, scheme)[0])
     elif check_only:
         check_inputs(grid, mu0, nu, kernel, geometry.alpha, cfg["initial"]["normalize"])
         return None
@@ -241,7 +260,7 @@ def build(cfg, base_dir, comm=None, wisdom_only=False, check_only=False) -> Solv
                               kernels=fft["kernels"])
     if check_only:  # particles and networks plan nothing; an exponential or IMEX scheme needs a linear part
         scheme.stepper(model)
-        return None
+        return model if isinstance(model, NetworkModel) else None
     return Solver(model, scheme=scheme.name, rtol=t["rtol"], atol=t["atol"], dt=t["dt"], cfl=t["cfl"],
                   dt_max=t["dt_max"], max_steps=t["max_steps"], error_estimate=t["error_estimate"])
 
@@ -275,7 +294,8 @@ def particle_model(cfg, grid, kernel, geometry, mu0, nu, base_dir) -> ParticleMo
 
 def network_model(cfg, base_dir) -> NetworkModel:
     """The network of ``[network]``: a teacher (a density on the circle of ``grid.n`` points, or a
-    .npz network) and initial weights (a grid or random directions, μ0 for init = density, or a .npz).
+    .npz network) and initial weights (a grid or random directions, μ0 for init = density, or a .npz),
+    with the spectrum of the initial perturbation its predictions need (:func:`perturbation_spectrum`).
     The density estimate of ν for d = 1 is written on the same 1-D grid."""
     p = cfg["network"]
     d, width = p["d"], p["width"]
@@ -295,6 +315,7 @@ def network_model(cfg, base_dir) -> NetworkModel:
             nu = p["teacher_mass"] * density(p["teacher"], circle, name="network.teacher", base_dir=base_dir)
             teacher = DensityTeacher(circle, nu)
         init = p["init"]
+        spectrum = None
         if init.endswith(".npz"):
             a, w = load_network("network.init", _path(init, base_dir), d=d, width=width, label=init)
         elif init in NETWORK_INITIALISATIONS:
@@ -305,9 +326,10 @@ def network_model(cfg, base_dir) -> NetworkModel:
                 mu0 = density(cfg["initial"]["density"], circle, name="initial.density", base_dir=base_dir)
             a, w = initial_network(width, d, init, scale=p["scale"], balanced=p["balanced"], seed=p["seed"],
                                    mu0=mu0, grid=circle)
+            spectrum = perturbation_spectrum(init, d, p["balanced"], cfg["initial"]["density"])
         else:
             raise ConfigError(f"network.init={init!r}: expected one of {', '.join(NETWORK_INITIALISATIONS)} or a .npz path")
-        return NetworkModel(a, w, teacher, grid=circle, threads=threads, prox_tol=p["prox_tol"])
+        return NetworkModel(a, w, teacher, grid=circle, threads=threads, prox_tol=p["prox_tol"], spectrum=spectrum)
     except ConfigError:
         raise
     except ValueError as err:
@@ -316,19 +338,21 @@ def network_model(cfg, base_dir) -> NetworkModel:
 
 #: Parameters of a random teacher network, ``network.teacher = {family = "network", ...}``.
 TEACHER_NETWORK = {"width": (10, integer(1)), "seed": (0, integer(0)), "scale": (1.0, positive),
-                   "balanced": (True, boolean)}
+                   "balanced": (True, boolean), "init": ("random", choice("random", "grid"))}
 
 
 def random_teacher(spec) -> dict:
-    """The checked keyword arguments of :func:`initial_network` for a random teacher network: random
-    directions, |w*_j| = scale, a*_j = |w*_j| (balanced) or scale × N(0, 1)."""
+    """The checked keyword arguments of :func:`initial_network` for a teacher network: random
+    directions (``init = "random"``, the default) or a grid of them (``"grid"``: equispaced on the
+    circle, the Fibonacci lattice on S², a uniform teacher up to its discreteness), |w*_j| = scale,
+    a*_j = |w*_j| (balanced) or scale × N(0, 1)."""
     unknown = sorted(set(spec) - set(TEACHER_NETWORK) - {"family"})
     if unknown:
         raise ConfigError(f"network.teacher.{unknown[0]}: unknown parameter of the network family; valid: "
                           f"{', '.join(TEACHER_NETWORK)}")
     out = {name: convert(f"network.teacher.{name}", spec.get(name, default))
            for name, (default, convert) in TEACHER_NETWORK.items()}
-    return {"init": "random", **out}
+    return out
 
 
 def _path(path, base_dir) -> pathlib.Path:
@@ -429,12 +453,16 @@ def main(argv=None) -> int:
             return 0
         base_dir = pathlib.Path(args.config).parent if args.config else pathlib.Path(".")
         if args.dry_run:  # every check of the real run, in the same order, and no file opened
-            build(cfg, base_dir, comm, wisdom_only=restore_plans(cfg, path, args.restart), check_only=True)
+            network = build(cfg, base_dir, comm, wisdom_only=restore_plans(cfg, path, args.restart), check_only=True)
             grid, scheme, geometry = setting(cfg)
-            need = run_memory(cfg, grid, scheme, geometry)
+            if network is not None:
+                need, outputs = network_memory(cfg, network, scheme)
+                where = f"network: width {network.width}, d = {network.d}, scheme {scheme.name}"
+            else:
+                need, outputs = run_memory(cfg, grid, scheme, geometry), output_memory(cfg, grid)
+                where = f"grid {grid.shape}, padded {grid.padded_shape}"
             say(to_toml(cfg))
-            say(f"# estimated working memory: {need / 2**20:.1f} MiB, outputs {output_memory(cfg, grid) / 2**20:.1f} MiB "
-                f"of it (grid {grid.shape}, padded {grid.padded_shape})")
+            say(f"# estimated working memory: {need / 2**20:.1f} MiB, outputs {outputs / 2**20:.1f} MiB of it ({where})")
             return 0
         solver = build(cfg, base_dir, comm, wisdom_only=restore_plans(cfg, path, args.restart))
     except ValueError as err:  # ConfigError is a ValueError; so are the solver's input checks

@@ -306,6 +306,8 @@ def bad_network_inputs(tmp_path):
         "gamma missing": (["time.scheme=gd"], r"^error: time\.scheme='gd': needs the learning rate time\.dt > 0$"),
         "prox_tol": (["time.scheme=prox", "time.dt=0.5", "network.prox_tol=0"],
                      r"^error: network\.prox_tol=0: expected a value > 0$"),
+        "teacher init": (['network.teacher={family="network", init="lattice"}'],
+                         r"^error: network\.teacher\.init='lattice': expected one of random, grid$"),
         "teacher width": (['network.teacher={family="network", width=0}'],
                           r"^error: network\.teacher\.width=0: expected a value >= 1$"),
         "density teacher in 2-D": (["network.d=2"], r"^error: network\.teacher='uniform': a density teacher lives "
@@ -357,3 +359,113 @@ def test_cli_restart_continues_a_network_run_exactly(tmp_path, monkeypatch, caps
     np.testing.assert_allclose(a.snapshots["input_weights"][-1], b.snapshots["input_weights"][-1], atol=1e-9)
     assert a.diagnostics["loss"][-1] < 0.5 * a.diagnostics["loss"][0]
     assert np.max(a.diagnostics["balance_drift"]) < 1e-6
+
+
+# ----------------------------------------------------------------------------- the theory's decay law
+def test_relu_kernel_on_the_sphere_has_sobolev_order_five_halves():
+    """On S², the eigenvalues of k(u, v) (Funk–Hecke: λ_ℓ ∝ ∫_0^π K(φ) P_ℓ(cos φ) sin φ dφ with
+    K(φ) = (sin φ + (π − φ) cos φ)/(6π) for unit vectors) decay like ℓ^{−(d+3)} = ℓ^{−5} on even ℓ and
+    vanish on odd ℓ ≥ 3: the Sobolev case s = 5/2 the model's predictions use."""
+    from scipy.special import eval_legendre
+
+    phi, weights = np.polynomial.legendre.leggauss(400)
+    phi, weights = 0.5 * np.pi * (phi + 1), 0.5 * np.pi * weights
+    kernel = (np.sin(phi) + (np.pi - phi) * np.cos(phi)) / (6 * np.pi)
+    ell = np.arange(0, 81)
+    lam = np.array([np.sum(weights * kernel * eval_legendre(n, np.cos(phi)) * np.sin(phi)) for n in ell])
+    odd = ell[(ell % 2 == 1) & (ell >= 3)]
+    assert np.max(np.abs(lam[odd])) < 1e-12 * lam[0]
+    even = np.arange(40, 81, 2)
+    order = -np.polyfit(np.log(even), np.log(lam[even]), 1)[0]
+    model = NetworkModel(*initial_network(8, 2, "random"), NetworkTeacher(*initial_network(4, 2, "random", seed=1)))
+    assert order == pytest.approx(2 * model.sobolev_order, rel=2e-2)
+
+
+def fibonacci_teacher(width):
+    """Balanced unit neurons on the Fibonacci lattice of S²: the uniform measure of mass 1 up to a
+    discreteness error of order width^{-5/4} in the loss's norm."""
+    i = np.arange(width) + 0.5
+    z = 1 - 2 * i / width
+    angle = np.pi * (3 - np.sqrt(5)) * i
+    w = np.column_stack([np.sqrt(1 - z * z) * np.cos(angle), np.sqrt(1 - z * z) * np.sin(angle), z])
+    return np.ones(width), w
+
+
+def test_predictions_follow_the_theory_near_a_uniform_teacher():
+    """The loss law t^{−(2s + p − d)/(2s − 2)}, written out: kink data on the circle (s = 2, p = 4,
+    d = 1): 3.5; i.i.d. random directions on S² against a uniform teacher (s = 5/2, white noise
+    p = 0, d = 2): 1. No law for a non-uniform teacher, unbalanced neurons or an unknown spectrum."""
+    from sobolev_flow.models.network import perturbation_spectrum
+
+    uniform = DensityTeacher(Torus((32,)), np.full(32, 1.0))
+    circle = NetworkModel(*initial_network(64, 1, "grid"), uniform, spectrum=perturbation_spectrum("density", 1, True,
+                                                                                                    "kink"))
+    assert circle.predictions() == {"energy": ("power", (2 * 2 + 4 - 1) / (2 * 2 - 2))}
+    sphere = NetworkModel(*initial_network(64, 2, "random"), NetworkTeacher(*fibonacci_teacher(400)),
+                          spectrum=perturbation_spectrum("random", 2, True))
+    assert sphere.predictions() == {"energy": ("power", pytest.approx((2 * 2.5 + 0 - 2) / (2 * 2.5 - 2)))}
+    few = NetworkTeacher(*initial_network(5, 2, "random", seed=2))
+    assert NetworkModel(*initial_network(64, 2, "random"), few, spectrum=(0.0, 2)).predictions() == {}
+    assert perturbation_spectrum("random", 2, balanced=False) is None
+    assert perturbation_spectrum("grid", 1, True) is None
+    bump = DensityTeacher(Torus((32,)), 1 + 0.5 * np.cos(Torus((32,)).mesh()[0]))
+    assert NetworkModel(*initial_network(64, 1, "grid"), bump, spectrum=(4.0, 1)).predictions() == {}
+
+
+def test_cli_records_the_prediction_and_rates_compares_it(tmp_path, monkeypatch, capsys):
+    """A run from kink data against the uniform teacher records E ~ t^-3.5, and `rates` lists it."""
+    from sobolev_flow import open_run
+    from sobolev_flow.rates import describe, rate_table
+
+    code, out = run_cli(["network.init=density", "initial.density=kink"], tmp_path, monkeypatch, capsys)
+    assert code == 0, out.err
+    run = open_run(tmp_path / "net.h5")
+    assert run.theory == {"energy": ("power", 3.5)}
+    assert rate_table(run)[0]["predicted"] == 3.5
+    # S²: i.i.d. random directions against a teacher on the Fibonacci lattice, (5 + 0 − 2)/(5 − 2) = 1
+    code, out = run_cli(["network.d=2", "network.init=random", "time.t_end=1",
+                         'network.teacher={family="network", width=400, init="grid"}'], tmp_path, monkeypatch, capsys,
+                        options=("-o", "sphere.h5"))
+    assert code == 0, out.err
+    sphere = open_run(tmp_path / "sphere.h5")
+    assert sphere.theory == {"energy": ("power", 1.0)}
+    assert "teacher: a network of width 400 with a grid of directions;" in describe(sphere)
+
+
+# ----------------------------------------------------------------------------- memory
+def test_memory_estimate_bounds_the_measured_peak_of_an_evaluation():
+    """The estimate of one evaluation (the blocked kernel sums, student and teacher) lies between the
+    peak tracemalloc measures and twice it, for one and two workers, d = 1 (density teacher) and d = 2."""
+    import tracemalloc
+
+    grid = Torus((64,))
+    teachers = {1: DensityTeacher(grid, trig_density(grid.mesh()[0])),
+                2: NetworkTeacher(*initial_network(300, 2, "random", seed=2))}
+    for d, threads in ((1, 1), (2, 1), (2, 2)):
+        teachers[d].threads = threads
+        model = NetworkModel(*initial_network(2000, d, "random", seed=1), teachers[d], threads=threads)
+        u, out = model.initial_state(), model.empty()
+        tracemalloc.start()
+        model.explicit(u, out)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak <= model.evaluation_memory() <= 2 * peak, (d, threads, peak, model.evaluation_memory())
+
+
+def test_dry_run_prints_the_network_memory(tmp_path, monkeypatch, capsys):
+    """--dry-run of a network reports its own estimate: O(m), far below an m × m kernel matrix, at
+    least the 13 state arrays of rk4 with step doubling, and no grid."""
+    import re
+
+    m = 50_000
+    code, out = run_cli(["network.d=2", f"network.width={m}", "network.init=random", "time.scheme=rk4",
+                         'network.teacher={family="network", width=100}'], tmp_path, monkeypatch, capsys,
+                        options=("--dry-run",))
+    assert code == 0, out.err
+    line = out.out.strip().splitlines()[-1]
+    found = re.fullmatch(r"# estimated working memory: ([\d.]+) MiB, outputs ([\d.]+) MiB of it "
+                         rf"\(network: width {m}, d = 2, scheme rk4\)", line)
+    assert found, line
+    need = float(found.group(1)) * 2**20
+    assert 13 * 8 * m * 4 < need < 0.05 * 8 * m * m
+    assert list(tmp_path.iterdir()) == []

@@ -44,12 +44,15 @@ import numpy as np
 from ..grid import Torus
 from ..kernels import ReluKernel
 from ..parallel import SERIAL
+from ..theory import predictions as theory_predictions
 from .base import ArrayState, Monitor, Series
 from .particles import deposit
 from .spectral import describe_physics, make_geometry
 
-__all__ = ["NetworkModel", "NetworkTeacher", "DensityTeacher", "relu_features", "relu_kernel_sums", "relu_coefficients",
-           "initial_network", "directions", "load_network", "INITIALISATIONS"]
+__all__ = ["NetworkModel", "NetworkTeacher", "DensityTeacher", "relu_features", "relu_kernel_sums", "kernel_sums_memory",
+           "relu_coefficients",
+           "initial_network", "directions", "load_network", "perturbation_spectrum", "relu_mean",
+           "INITIALISATIONS", "UNIFORM_RTOL"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,10 @@ INITIALISATIONS = ("grid", "random", "density")
 #: small enough for the processor's L2 cache, which speeds the sums up several times over
 #: whole-matrix arrays.
 BLOCK_BYTES = 2**17
+
+#: Largest relative variance Var f* / (E f*)² of a teacher counted as uniform by :meth:`NetworkModel.predictions`
+#: (the decay law of the loss holds while the loss stays well above the teacher's own ½ Var f*).
+UNIFORM_RTOL = 1e-6
 
 
 # ============================================================================ the arc-cosine kernel
@@ -145,6 +152,24 @@ def relu_kernel_sums(u, c, v=None, *, threads=1, block=None):
     return ru * S * scale, grad * scale
 
 
+def kernel_sums_memory(m: int, n: int, dim: int, threads=1, symmetric=False, block=None) -> int:
+    """Bytes :func:`relu_kernel_sums` holds at its peak for u (m × dim) and v (n × dim).
+
+    Counts the norms, unit vectors and weighted copies of u and v (m + n + (m + 2n)·dim + n floats;
+    v's are u's when ``symmetric``), each worker's sums S, ∇S (m(1 + dim)) and five block arrays of
+    ``block`` × n (cos φ, π − φ, sin φ and the temporaries of the product û v̂ᵀ and of its clipping;
+    4.5 measured with tracemalloc), and the summed and scaled results (2m(1 + dim)). The memory is
+    O(m + n): the blocks are never O(m n).
+    """
+    if block is None:
+        block = max(16, BLOCK_BYTES // (8 * max(1, n)))
+    blocks = -(-m // block)
+    workers = max(1, min(threads, blocks))
+    vectors = m + m * dim + (0 if symmetric else n + n * dim) + n + n * dim
+    sums = (workers + 2) * m * (1 + dim)
+    return 8 * (vectors + sums + workers * 5 * min(block, m) * n)
+
+
 def relu_coefficients(n) -> np.ndarray:
     """c_n = ∫ (cos θ)_+ e^{-inθ} dθ/2π: 1/π (n = 0), 1/4 (|n| = 1), −cos(nπ/2)/(π(n² − 1)) for even n,
     0 for odd |n| ≥ 3. The relu kernel is the autocorrelation of (cos θ)_+, so κ_n = c_n²."""
@@ -154,6 +179,12 @@ def relu_coefficients(n) -> np.ndarray:
     out[even] = -np.cos(0.5 * np.pi * n[even]) / (np.pi * (n[even].astype(float) ** 2 - 1))
     out[n == 1] = 0.25
     return out
+
+
+def relu_mean(d: int) -> float:
+    """c_d = E_x (x_1)_+ = Γ((d + 1)/2) / (2√π Γ(d/2 + 1)) for x uniform on S^d (1/π for d = 1, 1/4 for
+    d = 2): E_x (w·x)_+ = c_d |w|, so a uniform teacher measure of mass M is the constant f* = M c_d."""
+    return math.gamma((d + 1) / 2) / (2 * math.sqrt(math.pi) * math.gamma(d / 2 + 1))
 
 
 # ============================================================================ teachers
@@ -170,10 +201,17 @@ class NetworkTeacher:
         self.energy = 0.5 * float(self.a @ S) / self.width
         #: the mass (1/m*) Σ |a*_j| |w*_j| (for a balanced teacher on the circle, that of its measure)
         self.mass = float(np.abs(self.a) @ np.linalg.norm(self.w, axis=1)) / self.width
+        #: E_x f* = c_d (1/m*) Σ a*_j |w*_j| (:func:`relu_mean`)
+        self.mean = relu_mean(self.d) * float(self.a @ np.linalg.norm(self.w, axis=1)) / self.width
 
     def potential(self, w):
         """T(w_i) = E_x[f*(x) (w_i·x)_+] and its gradient in w_i."""
         return relu_kernel_sums(w, self.a / self.width, self.w, threads=self.threads)
+
+    def memory(self, width: int) -> int:
+        """Bytes of :meth:`potential` for ``width`` student neurons: the kernel sums against the
+        teacher's m* neurons (:func:`kernel_sums_memory`)."""
+        return kernel_sums_memory(width, self.width, self.d + 1, self.threads)
 
     def __call__(self, x) -> np.ndarray:
         """f*(x) at inputs x (n, d + 1)."""
@@ -215,6 +253,8 @@ class DensityTeacher:
         #: ½ E f*² = ½ Σ_n κ_n |ν*_n|²
         self.energy = 0.5 * float(np.sum(grid.rfft_weights * kappa * np.abs(nu_hat) ** 2))
         self.mass = float(nu_hat[0].real)
+        #: E_x f* = c_0 ν*_0 = ν*_0/π
+        self.mean = self.mass / math.pi
 
     @staticmethod
     def _series(theta, c0, coefficients, modes):
@@ -243,6 +283,12 @@ class DensityTeacher:
         c, s = np.cos(theta), np.sin(theta)
         grad = np.stack([h * c - dh * s, h * s + dh * c], axis=1)
         return r * h, grad
+
+    def memory(self, width: int) -> int:
+        """Bytes of :meth:`potential` for ``width`` student neurons: about twelve arrays of ``width``
+        floats (angles, norms, h, h', their products, ∇T) and a block of complex phases with its
+        angle products (about 1.5 :data:`BLOCK_BYTES`)."""
+        return 8 * 12 * width + 3 * BLOCK_BYTES // 2
 
     def __call__(self, x) -> np.ndarray:
         """f*(x) = Σ_n c_n ν*_n e^{inθ_x} at inputs x (n, 2), with c_n = ∫ (cos θ)_+ e^{-inθ} dm
@@ -275,6 +321,10 @@ class NetworkModel(ArrayState):
         Row blocks of the kernel sums evaluated concurrently.
     prox_tol : float
         Tolerance of the proximal step's inner solver: max_i |θ_i − u_i + h m ∇_{θ_i} L| (:meth:`proximal`).
+    spectrum : (p, d_eff), optional
+        The power-law spectrum |ρ_k(0)|² ∝ |k|^{−p} over d_eff dimensions of the initial perturbation
+        ρ0 = ν(0) − ν* of the measure ν = (1/m) Σ |w_i|² δ_{ŵ_i} (:func:`perturbation_spectrum`), for
+        :meth:`predictions`; None: no power-law spectrum is known.
 
     Attributes
     ----------
@@ -287,7 +337,7 @@ class NetworkModel(ArrayState):
 
     name = "network"
 
-    def __init__(self, a, w, teacher, *, grid=None, threads=1, prox_tol=1e-10):
+    def __init__(self, a, w, teacher, *, grid=None, threads=1, prox_tol=1e-10, spectrum=None):
         a, w = check_network("network.init", a, w)
         self.d = w.shape[1] - 1
         if teacher.d != self.d:
@@ -301,6 +351,10 @@ class NetworkModel(ArrayState):
         self.threads = max(1, int(threads))
         self.prox_tol = float(prox_tol)
         self.layout = SERIAL
+        self.spectrum = spectrum
+        #: Var f* / (E f*)² = (2 ½E f*² − (E f*)²)/(E f*)²: zero for a uniform teacher measure (inf if E f* = 0)
+        self.nonuniformity = ((2 * teacher.energy - teacher.mean**2) / teacher.mean**2 if teacher.mean
+                              else math.inf)
         self.grid = grid if grid is not None else Torus((256,))
         self._shape = (self.width, self.d + 2)
         self._state = np.column_stack([a, w])
@@ -463,9 +517,58 @@ class NetworkModel(ArrayState):
     def arrays(self) -> dict:
         return {}
 
+    def evaluation_memory(self) -> int:
+        """Bytes one evaluation of :meth:`potentials` holds at its peak: the student's symmetric kernel
+        sums, or S and ∇S kept while the teacher's potential is computed, and then the six arrays
+        S, ∇S, T, ∇T, G, ∇G (3m(d + 2) floats)."""
+        m, dim = self.width, self.d + 1
+        kept = 8 * m * (1 + dim)
+        own = kernel_sums_memory(m, m, dim, self.threads, symmetric=True)
+        return max(own, kept + self.teacher.memory(m)) + 3 * kept
+
+    def memory(self, scheme) -> int:
+        """Bytes of working memory of a run of this network with ``scheme`` (an estimate, as
+        :func:`~sobolev_flow.models.spectral.memory_estimate` for grids).
+
+        Counts the state arrays (m(d + 2) floats each): the solver's state, N and four step-doubling
+        buffers, the model's copy of the last evaluated state and the stepper's stage buffers
+        (explicit Runge–Kutta: 2 × stages + 1; the proximal step: the 2 × 20 L-BFGS-B correction pairs
+        and about 40 Newton–Krylov vectors), plus one evaluation's workspace
+        (:meth:`evaluation_memory`), the teacher's weights and the initial balance (m floats).
+        """
+        state = 8 * self.width * (self.d + 2)
+        if scheme.family == "proximal":
+            stages = 2 * 20 + 40
+        else:
+            stages = 2 * len(scheme.c) + 1
+        teacher = 8 * getattr(self.teacher, "width", 0) * (self.d + 2)
+        return state * (6 + 1 + stages) + self.evaluation_memory() + teacher + 8 * self.width
+
+    @property
+    def sobolev_order(self) -> float:
+        """s = (d + 3)/2: the relu kernel's eigenvalues on S^d decay like ℓ^{−(d+3)} on the modes it
+        does not annihilate (2 on the circle, :class:`~sobolev_flow.kernels.ReluKernel`; 5/2 on S²)."""
+        return (self.d + 3) / 2
+
     def predictions(self, quantities=None) -> dict:
-        """None: a finite network has a discreteness floor the PDE's laws do not describe."""
-        return {}
+        """The theory's decay law of the loss L (the solver's ``energy``) near a uniform teacher.
+
+        The balanced network's measure ν = (1/m) Σ |w_i|² δ_{ŵ_i} follows the WFR flow (α = 2) of
+        the relu kernel discrepancy, whose high modes decay like those of the Sobolev case
+        s = (d + 3)/2 (:attr:`sobolev_order`); so for an initial perturbation ρ0 = ν(0) − ν* with
+        spectrum |ρ_k(0)|² ∝ |k|^{−p} over d_eff dimensions (``spectrum``),
+        L ~ t^{−(2s + p − d_eff)/(2s − 2)} (:func:`sobolev_flow.theory.predictions`): 3.5 for kink data
+        on the circle (p = 4, d_eff = 1), 1 for i.i.d. random directions on S² (white noise, p = 0).
+
+        The law concerns the part of ρ the kernel sees: the odd modes |n| ≥ 3 on the circle (odd
+        degrees ℓ ≥ 3 on S²) are the kernel's null space, never decay and do not enter L. It holds
+        for 1 ≪ t while L stays above the discreteness floor of m neurons and the teacher's own
+        ½ Var f*. Returns {} unless the teacher counts as uniform (Var f* ≤ :data:`UNIFORM_RTOL`
+        (E f*)², the linearisation the theory makes) and ``spectrum`` is known; no Sobolev norms are
+        predicted (the null space keeps them from decaying).
+        """
+        return theory_predictions(self.sobolev_order, self.spectrum, (), alpha=self.geometry.alpha,
+                                  uniform=self.nonuniformity <= UNIFORM_RTOL, norms=False)
 
     @property
     def fft(self) -> dict:
@@ -526,6 +629,28 @@ def initial_network(width: int, d: int, init="grid", scale=1.0, balanced=True, s
     r = np.linalg.norm(w, axis=1)
     a = r.copy() if balanced else scale * rng.standard_normal(width)
     return a, w
+
+
+def perturbation_spectrum(init, d: int, balanced=True, density_spec=None):
+    """(p, d_eff) of the spectrum |ρ_k(0)|² ∝ |k|^{−p} of ρ0 = ν(0) − ν* for balanced initial neurons
+    (:func:`initial_network`), or None.
+
+    "random": m i.i.d. uniform directions make ν(0) the uniform measure plus white noise,
+    E|ρ_k|² = M²/m for every mode k ≠ 0 (p = 0 over d dimensions); "density" (d = 1): the spectrum of
+    μ0 = ``density_spec`` (:func:`sobolev_flow.initial.spectrum_exponent`: p = 4 over 1 for kink
+    data), over the modes |n| < m/2 the m neurons resolve. A uniform teacher adds nothing but its
+    mean. Unbalanced neurons (their measure does not follow the WFR flow), a grid of directions
+    (no power-law spectrum) and weights from a file give None.
+    """
+    if not balanced:
+        return None
+    if init == "random":
+        return 0.0, d
+    if init == "density" and d == 1:
+        from ..initial import spectrum_exponent
+
+        return spectrum_exponent(density_spec, 1)
+    return None
 
 
 def load_network(key, path, d=None, width=None, label=None):
