@@ -416,7 +416,13 @@ def run(config=None, overrides=(), output=None, overwrite=False, restart=False) 
     ValueError
         Bad input (a :class:`~sobolev_flow.config.ConfigError` names the key and value).
     RuntimeError, FloatingPointError
-        The solver failed (step-size underflow, non-finite state).
+        The solver failed (step-size underflow, non-finite state, a blow-up the health checks
+        caught: :class:`~sobolev_flow.trackers.BlowUp`).
+    ~sobolev_flow.storage.WriteError
+        Writing the run file failed (a full disk, a file-size limit): the file is left unclosed,
+        since HDF5 can crash closing it, and ``--restart`` recovers it. A program that catches this
+        error should end with ``os._exit`` (as the command line does), not a normal exit, during
+        which HDF5 may still try to close it.
 
     Examples
     --------

@@ -466,9 +466,18 @@ class Solver:
             self.step(t_end)
             if callback is not None:
                 callback(self)
+        self.log_notices()
+
+    def log_notices(self):
+        """Log the model's notices about the states accepted so far. :meth:`step` logs those of the
+        previous step when it starts, after the caller has examined that state: a state a health
+        check rejects (:class:`~sobolev_flow.trackers.HealthTracker`) is reported by that check alone."""
+        for notice in getattr(self.model, "notices", list)():
+            log.warning("%s", notice)
 
     def step(self, t_target: float):
         """Take one accepted step towards ``t_target``, landing on it exactly when it is in reach."""
+        self.log_notices()
         if self.max_steps is not None and self.steps >= self.max_steps:
             raise RuntimeError(f"max_steps={self.max_steps} reached at t={self.t:.6g} before t={t_target:.6g}")
         while True:

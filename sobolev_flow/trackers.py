@@ -422,6 +422,7 @@ def drive(solver, t_end: float, trackers):
                 tracker.handle(solver)
         for tracker in trackers:
             tracker.after_step(solver)
+    solver.log_notices()
     for tracker in trackers:
         tracker.finish(solver)
     return solver

@@ -142,7 +142,7 @@ def bad_input_cases(tmp_path):
         "unknown key": (["typo.toml"], r"^error: model.ss: unknown key; did you mean model.s\? valid: "),
         "unknown override": (["--set", "time.rtl=1e-3"], r"^error: time.rtl: unknown key; did you mean time.rtol\?"),
         "wrong type": (["type.toml"], r"^error: fft.threads='two': expected an integer$"),
-        "out of range": (["range.toml"], r"^error: time.rtol=-1e-06: expected a value > 0$"),
+        "out of range": (["range.toml"], r"^error: time.rtol=-1e-06: expected a value >= 1e-13$"),
         "bad scheme": (["--set", "time.scheme=etdkr4"], r"^error: scheme='etdkr4': unknown scheme; did you mean 'etdrk4'\?"),
         "npy missing": (["--set", "initial.density=\"gone.npy\""], r"^error: initial.density='gone.npy': no such file$"),
         "npy shape": (["--set", "initial.density=\"short.npy\""], r"^error: initial.density='short.npy': shape \(8,\) does not match the grid \(32, 32\)$"),

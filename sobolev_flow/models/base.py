@@ -24,7 +24,10 @@ does step control and scheduling and nothing else; it asks the model for:
 ``step_bound(monitor, cfl)``
     the largest step the explicit part allows (a CFL-type bound);
 ``check(monitor, t)``
-    raise FloatingPointError on a non-finite state, log what the user should know;
+    raise FloatingPointError on a non-finite state; keep what the user should know for
+``notices()`` (optional)
+    which returns it as messages (and forgets it): the solver logs them once the caller has examined
+    the state, so that a state a health check rejects is reported by that check alone;
 ``diagnostics`` and ``diagnose(u, monitor)``
     the declared diagnostic series (:class:`Series`) and their values at a state;
 ``snapshots`` and ``snapshot(u)``

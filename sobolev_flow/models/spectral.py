@@ -223,6 +223,7 @@ class SpectralModel:
         self.evaluations = 0
         # the first time min μ < 0 (nan: never) and the lowest min μ seen, kept across restarts
         self.positivity = np.array([math.nan, math.inf])
+        self._notices = []
 
     # ------------------------------------------------------------------ the state
     def empty(self) -> np.ndarray:
@@ -332,16 +333,22 @@ class SpectralModel:
         return bound
 
     def check(self, monitor: Monitor, t: float):
-        """Raise on a non-finite state; record (and warn once) when μ undershoots below 0."""
+        """Raise on a non-finite state; record when μ undershoots below 0 (the first time also as a
+        notice, see :meth:`notices`)."""
         if not np.isfinite(monitor.min_mu):
             raise FloatingPointError(f"the solution became non-finite at t={t:.6g}; reduce dt or rtol")
         if monitor.min_mu < 0:
             if math.isnan(self.positivity[0]):
                 self.positivity[0] = t
-                log.warning("min mu = %.3g < 0 at t=%.6g: the density undershoots, the grid cannot follow this "
-                            "solution; the particle method (model.method = \"particles\") keeps positivity",
-                            monitor.min_mu, t)
+                self._notices.append(f"min mu = {monitor.min_mu:.3g} < 0 at t={t:.6g}: the density undershoots, the "
+                                     "grid cannot follow this solution; the particle method "
+                                     "(model.method = \"particles\") keeps positivity")
             self.positivity[1] = min(self.positivity[1], monitor.min_mu)
+
+    def notices(self) -> list:
+        """What the user should know about the states checked since the last call (and forget it)."""
+        notices, self._notices = self._notices, []
+        return notices
 
     def summary(self) -> dict:
         """What the run's end should report: a loss of positivity (the first time min μ < 0 and the
