@@ -16,13 +16,13 @@ savings to repay loading it (:data:`AUTO_POINTS`). :func:`select` resolves a cho
 :func:`products` gives the grid-space products, :func:`spectral` the padding and truncation
 kernels of :class:`~sobolev_flow.transforms.PaddedTransform`.
 
-Grid-space products (fields flattened, μ − ν̄ written m):
+Grid-space products (fields flattened, μ − ν̄ written m)::
 
     flux_product:     F = m ∂_jψ in place of ∂_jψ; first axis: m ← m + (ν − ν̄) if given, min m;
                       monitoring: S ← Σ_{i ≤ j} (∂_iψ)² accumulated, max S at the last axis
     reaction_product: R = m ψ in place of ψ; monitoring: max |ψ|
 
-Spectral kernels (arrays seen as (rows, columns): every axis but the last flattened into rows):
+Spectral kernels (arrays seen as (rows, columns): every axis but the last flattened into rows)::
 
     embed:    P[p, q] = c_{rq} f[r, q], r = rows[p]    (q < ncols, r ≥ 0), else 0
     extract:  out[r, q] (+)= c_{rq} P[rows[r], q]      (q < ncols, rows[r] ≥ 0), else 0 (+ 0)
