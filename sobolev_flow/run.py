@@ -583,16 +583,16 @@ def simulate(cfg, path, solver, restart=False, overwrite=False, bar=False, inter
         solver.restore(checkpoint)
         check_restored(checkpoint.get("energy"), solver.energy, f"the checkpoint of {str(path)!r}")
         log.info("restarting %s from t=%.6g (step %d)", path, solver.t, solver.steps)
-    health = HealthTracker(schedule_times(cfg["output"]["diagnostics"], t_end))
+    snapshot_times = schedule_times(cfg["output"]["snapshots"], t_end)  # the times the solver lands on
+    diagnostic_times = schedule_times(cfg["output"]["diagnostics"], t_end)  # these do not shorten steps
+    health = HealthTracker(diagnostic_times)
     checkpointer = CheckpointTracker(writer, seconds=cfg["output"]["checkpoint_seconds"],
-                                     steps=cfg["output"]["checkpoint_steps"],
-                                     first=schedule_times(cfg["output"]["snapshots"], t_end), health=health.check)
-    # the times the solver lands on (diagnostic times do not shorten steps)
-    progress = ProgressTracker(t_end, bar=bar, schedule=schedule_times(cfg["output"]["snapshots"], t_end))
+                                     steps=cfg["output"]["checkpoint_steps"], first=snapshot_times, health=health.check)
+    progress = ProgressTracker(t_end, bar=bar, schedule=snapshot_times)
     trackers = [
         health,
-        SnapshotTracker(schedule_times(cfg["output"]["snapshots"], t_end), writer),
-        DiagnosticsTracker(schedule_times(cfg["output"]["diagnostics"], t_end), writer),
+        SnapshotTracker(snapshot_times, writer),
+        DiagnosticsTracker(diagnostic_times, writer),
         checkpointer,
         progress,
         InterruptTracker(interrupt if interrupt is not None else {}),
