@@ -334,9 +334,10 @@ class Solver:
 
     def diagnostics_at(self, t: float) -> dict:
         """:meth:`diagnostics` at a time ``t`` within the last accepted step [t − dt, t], from the
-        state of the continuous extension there (:meth:`interpolate`, order 3): N is evaluated at
-        it for the model's monitor (counted in ``rhs_evaluations`` and in
-        ``stats()["diagnostic_evaluations"]``); ∫D dt is the cubic Hermite interpolant of its
+        state of the continuous extension there (:meth:`interpolate`, order 3): the model's
+        monitor and D there come from its ``observe`` (the grid: the backward transforms of N
+        alone), else from an evaluation of N (counted in ``rhs_evaluations``); either is counted
+        in ``stats()["diagnostic_evaluations"]``. ∫D dt is the cubic Hermite interpolant of its
         values and slopes D at both ends. Nothing of the step sequence changes.
         """
         t = float(t)
@@ -345,11 +346,14 @@ class Solver:
             out["t"] = t
             return out
         u = self.interpolate(t)
-        n = self._buffers["mid_du"]
-        monitor = self.model.explicit(u, n, monitor=True)
         self.diagnostic_evaluations += 1
+        if hasattr(self.model, "observe"):  # the monitor and D without the rest of N
+            monitor, dissipation = self.model.observe(u)
+        else:
+            n = self._buffers["mid_du"]
+            monitor = self.model.explicit(u, n, monitor=True)
+            dissipation = self._dissipation(u, n)
         energy = self.model.energy(u)
-        dissipation = self._dissipation(u, n)
         d0, f0 = self._previous
         w = cubic_hermite_weights((t - self.t_previous) / self.last_dt)
         dissipated = w[0] * f0 + w[1] * self.last_dt * d0 + w[2] * self.dissipated + w[3] * self.last_dt * self.dissipation
@@ -426,7 +430,8 @@ class Solver:
 
     def stats(self) -> dict:
         """Counters of the run so far (``rhs_evaluations`` counts every evaluation of N,
-        ``diagnostic_evaluations`` those of them at interpolated diagnostic times)."""
+        ``diagnostic_evaluations`` the diagnostics at interpolated times, each one ``observe`` of
+        the model, or one more evaluation of N for a model without it)."""
         return {
             "steps": self.steps,
             "rejected": self.rejected,

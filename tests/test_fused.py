@@ -210,3 +210,29 @@ def test_distributed_numba_products_equal_the_serial_numpy_right_hand_side(tmp_p
     assert sorted(row[0] for row in rows) == ["0", "0", "1", "1"], result.stdout
     for _, kernels, error, gap in rows:
         assert kernels == "numba" and float(error) < 1e-13 and float(gap) < 1e-13, result.stdout
+
+
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+@pytest.mark.parametrize("target", ["uniform", "varying"])
+@pytest.mark.parametrize("geometry", ["wasserstein", "wfr"])
+@pytest.mark.parametrize("dealias", ["3/2", "2/3"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{len(s)}-D")
+def test_observe_gives_the_monitor_and_the_dissipation_of_the_full_right_hand_side(shape, dealias, geometry, target,
+                                                                                  kernels, rng):
+    """The diagnostics at interpolated times use observe (backward transforms only): its D is
+    −Re Σ conj(ψ_k)(Lρ + N(ρ))_k and its monitor that of explicit, to round-off."""
+    built, rho_hat = models(shape, dealias, geometry if geometry == "wasserstein" else WFR, target, "pyfftw", rng)
+    model = built[kernels]
+    n = np.empty_like(rho_hat)
+    full = model.explicit(rho_hat, n, monitor=True)
+    evaluations = model.evaluations
+    monitor, dissipation = model.observe(rho_hat)
+    assert model.evaluations == evaluations  # not an evaluation of N
+    linear = model.dissipation(rho_hat, model.linear * rho_hat)
+    nonlinear = model.dissipation(rho_hat, n)
+    assert dissipation == pytest.approx(linear + nonlinear, rel=1e-12)
+    # the part computed on the grid on its own, against the spectral sum with N
+    assert abs(nonlinear) > 1e-5 * abs(linear)
+    assert dissipation - linear == pytest.approx(nonlinear, rel=1e-9, abs=1e-14 * abs(linear))
+    for name in ("min_mu", "max_speed", "max_psi"):
+        assert getattr(monitor, name) == pytest.approx(getattr(full, name), rel=1e-13, abs=1e-300), name

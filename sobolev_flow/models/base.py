@@ -21,6 +21,9 @@ does step control and scheduling and nothing else; it asks the model for:
 ``energy(u)``, ``dissipation(u, du)``
     the energy E the flow decreases and D = −dE/dt at u given du = ∂t u (every model here is a
     gradient flow, so the solver can check the balance E(t) − E(0) + ∫ D dt = 0);
+``observe(u)`` (optional)
+    the monitor and D at u without the rest of N(u), where that is cheaper (the diagnostics at
+    interpolated times need nothing else); without it the solver evaluates N;
 ``step_bound(monitor, cfl)``
     the largest step the explicit part allows (a CFL-type bound);
 ``check(monitor, t)``
