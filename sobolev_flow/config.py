@@ -15,7 +15,7 @@ Sections and keys (defaults in brackets)::
                   teacher_mass [1.0], init ["grid"; "random", "density" or a .npz], scale [1.0],
                   balanced [true], seed [0], prox_tol [1e-10]   (used when model.method = "network")
     [time]        t_end [200.0], scheme ["auto": etdrk4 on the grid, rk4 for particles and networks; gd, prox], rtol [1e-6], atol [1e-12], dt [adaptive],
-                  cfl [half the scheme's measured stability limit], dt_max [inf], max_steps [none],
+                  cfl [0.9 of the scheme's measured stability limit], dt_max [inf], max_steps [none],
                   error_estimate ["embedded" or "doubling"]
     [output]      path ["sobolev_flow_run.h5"], snapshots [geometric], diagnostics [geometric, denser],
                   checkpoint_seconds [300.0], checkpoint_steps [none]
@@ -249,8 +249,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "rtol": Key(1e-6, tolerance, "relative local error tolerance (>= 1e-13)"),
         "atol": Key(1e-12, lambda k, v: _number(k, v, low=0), "absolute local error tolerance"),
         "dt": Key(None, optional(positive), "fixed step size (default: adaptive)"),
-        "cfl": Key(None, optional(positive), "CFL number in units of min(dx)/max|∇ψ| (default: half the "
-                                              "scheme's measured stability limit)"),
+        "cfl": Key(None, optional(positive), "CFL number in units of min(dx)/max|∇ψ| (default: 0.9 of "
+                                              "the scheme's measured stability limit)"),
         "error_estimate": Key("embedded", choice("embedded", "doubling"),
                               "local error estimate of adaptive steps: the scheme's embedded pair or step doubling"),
         "dt_max": Key(math.inf, positive_or_inf, "largest step"),

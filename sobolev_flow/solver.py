@@ -28,7 +28,7 @@ The step is accepted when err ≤ rtol·‖u_new‖ + atol. The next step is
     h_new = h·min(5, max(0.2, 0.9 (tol/err)^{1/(q+1)})),   q = p̂ (embedded) or p (doubling),
 
 also after a rejection, capped by the model's explicit bound (for grid densities
-h ≤ cfl·min(dx)/max|∇ψ|, with cfl by default :data:`~sobolev_flow.steppers.CFL_FRACTION` = 0.5
+h ≤ cfl·min(dx)/max|∇ψ|, with cfl by default :data:`~sobolev_flow.steppers.CFL_FRACTION` = 0.9
 of the scheme's measured stability limit ``cfl_limit``, see ``benchmarks/stability.py``), by
 dt_max, and for explicit schemes by their stability interval on the spectrum of L. Since ‖u‖
 and the velocities decay, h grows by orders of magnitude over a long run. The tolerance is
@@ -167,7 +167,7 @@ def solve(grid, s, mu0, times, nu=None, **options) -> Solution:
         ``stabilisation``, ``normalize`` (False), ``orders``, ``fft_backend`` ('auto'),
         ``threads``, ``fft_effort`` ('estimate'), ``comm``, ``decomposition``; for the
         :class:`Solver`: ``scheme`` ('etdrk4'), ``rtol`` (1e-6), ``atol`` (1e-12), ``dt``
-        (fixed step, default adaptive), ``dt_initial``, ``dt_max``, ``cfl`` (half the scheme's
+        (fixed step, default adaptive), ``dt_initial``, ``dt_max``, ``cfl`` (0.9 of the scheme's
         measured limit), ``max_steps``, ``error_estimate`` ('embedded').
 
     Returns
