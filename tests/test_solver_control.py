@@ -3,7 +3,6 @@ step-size underflow, a stiff s < 1 flow; wall-clock checkpoints with an injected
 diagnostic sums against direct sums over the modes; the output schedules written out by hand."""
 
 import math
-import re
 
 import numpy as np
 import pytest
