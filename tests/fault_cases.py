@@ -36,11 +36,13 @@ KILL_SEED = 20261130
 
 @dataclasses.dataclass
 class Outcome:
-    """What a user sees of one finished command: exit code, stdout and stderr."""
+    """What a user sees of one command: exit code, stdout and stderr (``timed_out``: the seconds
+    after which it was killed, if it was)."""
 
     code: int
     out: str
     err: str
+    timed_out: float | None = None
 
     @property
     def lines(self) -> list:
@@ -50,6 +52,8 @@ class Outcome:
         """``exit C, N stderr lines: first line`` (the line cut to ``width`` characters)."""
         n = len(self.lines)
         text = f"exit {self.code}, {n} stderr line{'' if n == 1 else 's'}"
+        if self.timed_out is not None:
+            text = f"no exit within {self.timed_out:g} s (killed), {n} stderr line{'' if n == 1 else 's'}"
         if n:
             first = self.lines[0]
             text += f": `{first if len(first) <= width else first[:width - 1] + '…'}`"
@@ -94,7 +98,14 @@ def start(*args, cwd, tree=ROOT, limit=None, module="run"):
 
 
 def finish(process, timeout=120) -> Outcome:
-    out, err = process.communicate(timeout=timeout)
+    """The outcome of ``process``; one still running after ``timeout`` seconds is killed (SIGKILL)
+    and reported with ``timed_out`` set."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        return Outcome(process.returncode, out, err, timed_out=timeout)
     return Outcome(process.returncode, out, err)
 
 
@@ -124,14 +135,20 @@ def diagnostic_rows(path):
 def identical_runs(path, reference) -> bool:
     """Whether the run file at ``path`` holds exactly (bit for bit) the snapshots and diagnostics of ``reference``."""
     a, b = open_run(path), open_run(reference)
-    return (np.array_equal(a.t, b.t) and np.array_equal(a.mu, b.mu)
-            and all(np.array_equal(a.diagnostics[name], b.diagnostics[name])
-                    for name in ("t", "step", "energy", "dissipation", "min_mu")))
+    return bool(np.array_equal(a.t, b.t) and np.array_equal(a.mu, b.mu)
+                and all(np.array_equal(a.diagnostics[name], b.diagnostics[name])
+                        for name in ("t", "step", "energy", "dissipation", "min_mu")))
 
 
 def restarted(outcome: Outcome, path, reference) -> dict:
-    """The facts of a restart: whether it reached the uninterrupted run (None: it did not run)."""
-    return {"identical to the uninterrupted run": identical_runs(path, reference) if outcome.code == 0 else None}
+    """The facts of a restart: whether it reached the uninterrupted run (None: it did not run; the
+    error if its file cannot be read)."""
+    if outcome.code != 0:
+        return {"identical to the uninterrupted run": None}
+    try:
+        return {"identical to the uninterrupted run": identical_runs(path, reference)}
+    except (OSError, KeyError, ValueError) as err:
+        return {"identical to the uninterrupted run": f"cannot read the file ({type(err).__name__}: {err})"}
 
 
 def flip(path, offset, count=16):
@@ -164,6 +181,7 @@ def sigkill(folder, reference, tree=ROOT, count=10, seed=KILL_SEED, batch=5):
     with h5py.File(reference, "r") as f:
         rows = f["diagnostics/t"].shape[0]
     moments = np.random.default_rng(seed).integers(-1, rows + 1, size=count)
+    folder.mkdir(parents=True, exist_ok=True)
     out = []
     for first in range(0, count, batch):
         indices = range(first, min(first + batch, count))
@@ -331,9 +349,9 @@ def blow_up(folder, tree=ROOT):
     same = None
     if after.code == 0:
         split, steady = open_run(folder / "run.h5"), open_run(folder / "steady.h5")
-        same = (np.array_equal(split.mu[-1], steady.mu[-1]) and split.t[-1] == steady.t[-1] == 20.0
-                and all(np.array_equal(split.diagnostics[name], steady.diagnostics[name])
-                        for name in ("t", "step", "energy", "min_mu")))
+        same = bool(np.array_equal(split.mu[-1], steady.mu[-1]) and split.t[-1] == steady.t[-1] == 20.0
+                    and all(np.array_equal(split.diagnostics[name], steady.diagnostics[name])
+                            for name in ("t", "step", "energy", "min_mu")))
     return [Row("blow-up (rk4, dt = 5), then --restart with dt = 1", blown, after, folder / "run.h5",
                 {"checkpoint kept at": checkpoint, "identical to a run at dt = 1": same})]
 

@@ -36,7 +36,7 @@ def test_sigkill_at_random_moments_restarts_to_the_uninterrupted_run_bit_for_bit
             assert one_line(row.after.err).startswith(f"error: output.path='{row.path.name}': "), row.after.err
         else:
             assert row.after.code == 0, row.after.err
-            assert row.facts["identical to the uninterrupted run"], row.case
+            assert row.facts["identical to the uninterrupted run"] is True, row.case
     checkpointed = [row.facts["checkpoint at"] is not None for row in rows]
     assert any(checkpointed) and not all(checkpointed)  # the moments fall on both sides of the first checkpoint
 
@@ -53,7 +53,7 @@ def test_a_file_size_limit_stops_the_run_with_one_line_and_the_checkpoint_restar
         assert "t_end=" not in row.outcome.out and "run file:" not in row.outcome.out
         if "its checkpoint" in row.outcome.err:
             assert row.after.code == 0, row.after.err
-            assert row.facts["identical to the uninterrupted run"], row.case
+            assert row.facts["identical to the uninterrupted run"] is True, row.case
         else:
             assert row.after.code == 2, row.after.err
             assert one_line(row.after.err).startswith("error: output.path='run.h5': "), row.after.err
@@ -71,7 +71,7 @@ def test_a_full_disk_stops_the_run_with_one_line(tmp_path, whole):
     assert line and line["cause"] == "No space left on device (ENOSPC)" and "t_end=" not in row.outcome.out
     assert "its checkpoint" in row.outcome.err  # the first checkpoint (t = 1) fits in three quarters of the file
     assert row.after.code == 0, row.after.err
-    assert row.facts["identical to the uninterrupted run"]
+    assert row.facts["identical to the uninterrupted run"] is True
 
 
 def test_flipped_bytes_in_metadata_never_hang_and_give_one_line(tmp_path, whole):
@@ -138,7 +138,7 @@ def test_a_blow_up_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
                         r"or time.rtol", line), line
     assert row.facts["checkpoint kept at"] == 5.0
     assert row.after.code == 0, row.after.err
-    assert row.facts["identical to a run at dt = 1"]
+    assert row.facts["identical to a run at dt = 1"] is True
 
 
 def test_an_unresolvable_tolerance_is_refused_in_one_line_before_any_file(tmp_path):
@@ -154,4 +154,4 @@ def test_a_file_of_format_2_without_digests_still_restarts(tmp_path, whole):
     (row,) = format_2(tmp_path, whole)
     assert row.outcome.code == 0, row.outcome.err
     assert row.facts["restart of the current format"] == "exit 0, 0 stderr lines"
-    assert row.facts["identical to it"]
+    assert row.facts["identical to it"] is True
