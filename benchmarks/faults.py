@@ -44,7 +44,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rev", default=None, help="also run the command line of this git revision (before)")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--width", type=int, default=90, help="characters of a stderr line shown")
+    parser.add_argument("--width", type=int, default=80, help="characters of a stderr line shown")
     args = parser.parse_args(argv)
     work = pathlib.Path(tempfile.mkdtemp(prefix="faults_"))
     try:

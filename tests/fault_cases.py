@@ -48,7 +48,7 @@ class Outcome:
     def lines(self) -> list:
         return self.err.strip().splitlines()
 
-    def describe(self, width=90) -> str:
+    def describe(self, width=80) -> str:
         """``exit C, N stderr lines: first line`` (the line cut to ``width`` characters)."""
         n = len(self.lines)
         text = f"exit {self.code}, {n} stderr line{'' if n == 1 else 's'}"
@@ -74,14 +74,25 @@ class Row:
     facts: dict = dataclasses.field(default_factory=dict)
     skipped: str | None = None
 
-    def result(self, width=90) -> str:
+    def result(self, width=80) -> str:
         if self.skipped:
             return f"skipped: {self.skipped}"
         parts = [self.outcome.describe(width)]
         if self.after is not None:
             parts.append(f"then {self.after.describe(width)}")
-        parts += [f"{name} = {value}" for name, value in self.facts.items() if not name.startswith("_")]
+        parts += [f"{name}: {shown(value)}" for name, value in self.facts.items() if not name.startswith("_")]
         return "; ".join(parts)
+
+
+def shown(value) -> str:
+    """A fact as the table shows it: yes / no, — for None (not applicable), floats to 6 digits."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
 
 
 def start(*args, cwd, tree=ROOT, limit=None, module="run"):
