@@ -14,11 +14,22 @@ What is measured
     m-point grid of directions to the energy of the WFR PDE (relu kernel, α = 2, same μ0 and
     teacher density ν*), max over t ∈ {0, 1, 3, 10, 30} of |L_m(t) − E(t)|, for m = 8 … 256, and
     the fitted order (the self-energy of the discrete measure, ½ Σ_{j≠0} κ_{jm} M², predicts 4).
+(c) The linear mode rates near a uniform teacher (:func:`sobolev_flow.validation.network_mode_rates`,
+    as ``tests/test_network.py`` asserts them): m = 256 balanced neurons on a grid of directions,
+    M* = 1.5, rk4 at dt = 1 to t = 300; the measured decay rate of modes n = 1, 2, 4, 6 against
+    M*(n² + 2)κ_n, and the drift |A_n(300)/A_n(0) − 1| of the odd modes n = 3, 5 (not damped).
+(d) The training schemes (:func:`sobolev_flow.validation.gradient_descent_errors` and
+    :func:`~sobolev_flow.validation.proximal_step_differences`): max|θ_GD(T) − θ(T)| against the
+    flow at T = 4 for γ = 0.4, 0.2, 0.1, 0.05 (order 1), and max|θ_prox − θ_GD| of one step from
+    the same state for γ = 0.2 … 0.025 (order 2), with the fitted and the local orders.
+
+(a) is a timing; (b)–(d) are not. ``--parts`` selects among them (default: all).
 
 Run (from the repository root; about half a minute without ``--huge``)::
 
     PYTHONPATH=. python benchmarks/network.py
     PYTHONPATH=. python benchmarks/network.py --quick    # smaller sizes, a few seconds
+    PYTHONPATH=. python benchmarks/network.py --parts modes training
 """
 
 from __future__ import annotations
@@ -93,25 +104,74 @@ def convergence(widths, t_end):
     print(f"\nfitted order in m: {order:.2f} (E(0) = {energy[0]:.4e}, E({times[-1]:g}) = {energy[-1]:.4e})")
 
 
+# ----------------------------------------------------------------------------- (c)
+def modes():
+    from sobolev_flow.validation import network_mode_rates
+
+    rates, drifts = network_mode_rates(width=256, mass=1.5, dt=1.0)
+    print("| n | measured rate | M*(n² + 2)κ_n | relative error |\n|---:|---:|---:|---:|")
+    for n, (measured, predicted) in rates.items():
+        print(f"| {n} | {measured:.8g} | {predicted:.8g} | {measured / predicted - 1:.1e} |")
+    print("\n| odd n | abs(A_n(300)/A_n(0) − 1) |\n|---:|---:|")
+    for n, drift in drifts.items():
+        print(f"| {n} | {drift:.1e} |")
+
+
+# ----------------------------------------------------------------------------- (d)
+def orders_table(name, gammas, values, order):
+    print(f"| γ | {name} | local order |\n|---:|---:|---:|")
+    for i, (gamma, value) in enumerate(zip(gammas, values)):
+        local = "" if i == 0 else f"{np.log(values[i - 1] / value) / np.log(gammas[i - 1] / gamma):.3f}"
+        print(f"| {gamma:g} | {value:.4e} | {local} |")
+    print(f"\nfitted order: {order:.3f}")
+
+
+def training():
+    from sobolev_flow.validation import gradient_descent_errors, proximal_step_differences
+
+    gammas = [0.4, 0.2, 0.1, 0.05]
+    order, errors = gradient_descent_errors(gammas, t_end=4.0)
+    orders_table("max abs(θ_GD(4) − θ(4))", gammas, errors, order)
+    gammas = [0.2, 0.1, 0.05, 0.025]
+    order, differences, residual = proximal_step_differences(gammas, prox_tol=1e-13)
+    print()
+    orders_table("max abs(θ_prox − θ_GD), one step", gammas, differences, order)
+    print(f"largest residual of the proximal steps: {residual:.1e} (prox_tol 1e-13)")
+
+
+PARTS = ("evaluation", "limit", "modes", "training")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--huge", action="store_true", help="also one evaluation at m = 10^5 (minutes)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="(a) evaluation, (b) limit, (c) modes, (d) training")
     args = parser.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 5)
-    print(header() + "\n")
-    print("| m | m* | threads | time (ms) | ns per pair | peak numpy memory (MiB) |\n|---:|---:|---:|---:|---:|---:|")
-    sizes = [(1000, 100)] if args.quick else [(1000, 100), (10**4, 10**3)]
-    if args.huge:
-        sizes.append((10**5, 10**3))
-    for m, m_star in sizes:
-        evaluation(m, m_star, args.threads, 1 if m >= 10**5 else repeats)
-    if not args.huge and not args.quick:
-        block_memory(10**5, args.threads)
-    print()
-    convergence([8, 16, 32] if args.quick else [8, 16, 32, 64, 128, 256], 3.0 if args.quick else 30.0)
+    print(header())
+    if "evaluation" in args.parts:
+        print("\n| m | m* | threads | time (ms) | ns per pair | peak numpy memory (MiB) |\n"
+              "|---:|---:|---:|---:|---:|---:|")
+        sizes = [(1000, 100)] if args.quick else [(1000, 100), (10**4, 10**3)]
+        if args.huge:
+            sizes.append((10**5, 10**3))
+        for m, m_star in sizes:
+            evaluation(m, m_star, args.threads, 1 if m >= 10**5 else repeats)
+        if not args.huge and not args.quick:
+            block_memory(10**5, args.threads)
+    if "limit" in args.parts:
+        print()
+        convergence([8, 16, 32] if args.quick else [8, 16, 32, 64, 128, 256], 3.0 if args.quick else 30.0)
+    if "modes" in args.parts:
+        print()
+        modes()
+    if "training" in args.parts:
+        print()
+        training()
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ from .steppers import SCHEMES, TRAINING_SCHEMES
 
 __all__ = ["ORDER_PROBLEMS", "STABILITY_PROBLEMS", "stable_at_cfl", "amplification", "imaginary_interval", "observed_order", "energy_balance_order",
            "linear_rate_errors", "exact_solution_error", "fitted_order", "report", "WFR_RATE_STUDIES", "wfr_linear_rates",
-           "NETWORK_LIMIT", "network_limit_errors"]
+           "NETWORK_LIMIT", "network_limit_errors", "relu_weight", "network_mode_rates", "NETWORK_TRAINING",
+           "training_problem", "gradient_descent_errors", "proximal_step_differences"]
 
 T = 2.0
 
@@ -282,6 +283,120 @@ def network_limit_errors(widths, times, n=64) -> tuple:
             loss.append(solver.energy)
         errors.append(float(np.max(np.abs(np.array(loss) - energy))))
     return np.array(errors), energy
+
+
+def relu_weight(n: int) -> float:
+    """The closed-form weight of the relu kernel on the circle (DESIGN.md §4):
+    κ_0 = 1/π², κ_{±1} = 1/16, κ_n = 1/(π²(n² − 1)²) for even n, 0 for odd |n| ≥ 3."""
+    n = abs(n)
+    if n == 1:
+        return 1 / 16
+    return 0.0 if n % 2 else 1 / (np.pi**2 * (n * n - 1) ** 2)
+
+
+def network_mode_rates(width=256, mass=1.5, amplitude=1e-6, modes=(1, 2, 3, 4, 5, 6), dt=1.0, t_end=300.0,
+                       every=2.0) -> tuple:
+    """Linear mode rates of the network model near a uniform teacher of mass M* (``mass``).
+
+    ``width`` balanced neurons on a grid of directions θ_i with |w_i|² = M*(1 + ε Σ_n cos(nθ_i + 0.3n))
+    (ε = ``amplitude``: every mode perturbed at once, their interactions O(ε) relative), against
+    the density teacher ν* ≡ M*; rk4 at the fixed step ``dt`` to ``t_end``, the Fourier
+    coefficients A_n(t) = |Σ_i |w_i|² e^{−inθ_i}| of the measure every ``every``. Mode n of ν
+    decays at M*(n² + 2)κ_n (the WFR rate with α = 2 and time as in θ̇ = −m∇L, κ_n from
+    :func:`relu_weight`); the measured rate is the least-squares slope of −log A_n over
+    t ≤ 3/rate (a decay by e³ at most: the amplitude stays well above the coupling).
+
+    Returns
+    -------
+    rates : dict
+        {n: (measured, M*(n² + 2)κ_n)} for the modes with κ_n > 0.
+    drifts : dict
+        {n: |A_n(t_end)/A_n(0) − 1|} for the odd modes n ≥ 3 (the kernel's null space: not damped).
+    """
+    from .models.network import DensityTeacher, NetworkModel
+
+    modes = np.asarray(modes)
+    theta = 2 * np.pi * (np.arange(width) + 0.5) / width
+    r2 = mass * (1 + amplitude * np.cos(np.outer(theta, modes) + 0.3 * modes).sum(axis=1))
+    x = np.column_stack([np.cos(theta), np.sin(theta)])
+    model = NetworkModel(np.sqrt(r2), np.sqrt(r2)[:, None] * x, DensityTeacher(Torus((16,)), np.full(16, mass)))
+    solver = Solver(model, scheme="rk4", dt=dt)
+    times, coefficients = np.arange(0.0, t_end + every / 2, every), []
+    for t in times:
+        solver.advance(t)
+        angles, masses = model.measure(solver.u)
+        coefficients.append(np.exp(-1j * np.outer(modes, angles)) @ masses)
+    amplitude_n = np.abs(np.array(coefficients))
+    rates, drifts = {}, {}
+    for j, n in enumerate(modes.tolist()):
+        if relu_weight(n) == 0.0:
+            drifts[n] = float(abs(amplitude_n[-1, j] / amplitude_n[0, j] - 1))
+            continue
+        rate = mass * (n * n + 2) * relu_weight(n)
+        window = times <= 3 / rate
+        measured = -np.polyfit(times[window], np.log(amplitude_n[window, j]), 1)[0]
+        rates[n] = (float(measured), float(rate))
+    return rates, drifts
+
+
+#: The training-scheme study (d = 1): the teacher density ν* on a 64-point grid and the student,
+#: 16 neurons with random directions, |w_i| = 0.7, balanced (seed 3).
+NETWORK_TRAINING = {
+    "nu": lambda theta: 1 + 0.5 * np.cos(2 * theta) + 0.3 * np.sin(theta) - 0.2 * np.cos(3 * theta + 0.4),
+    "n": 64, "width": 16, "scale": 0.7, "seed": 3,
+}
+
+
+def training_problem() -> tuple:
+    """(a, w, teacher) of :data:`NETWORK_TRAINING`: the student's weights and the density teacher."""
+    from .models.network import DensityTeacher, initial_network
+
+    grid = Torus((NETWORK_TRAINING["n"],))
+    (theta,) = grid.mesh()
+    a, w = initial_network(NETWORK_TRAINING["width"], 1, "random", scale=NETWORK_TRAINING["scale"],
+                           seed=NETWORK_TRAINING["seed"])
+    return a, w, DensityTeacher(grid, NETWORK_TRAINING["nu"](theta))
+
+
+def gradient_descent_errors(gammas=(0.4, 0.2, 0.1, 0.05), t_end=4.0) -> tuple:
+    """(order, errors): max_i |θ_GD(T) − θ(T)| of gradient descent θ ← θ − γ m∇L (scheme ``gd`` at
+    the learning rate γ) against the flow θ̇ = −m∇L (rk4, rtol 1e-11) at T = ``t_end``, for the
+    problem of :func:`training_problem`; the order is the least-squares slope of log error
+    against log γ (forward Euler: 1)."""
+    from .models.network import NetworkModel
+
+    a, w, teacher = training_problem()
+    flow = Solver(NetworkModel(a, w, teacher), scheme="rk4", rtol=1e-11, atol=1e-14)
+    flow.advance(t_end)
+    errors = []
+    for gamma in gammas:
+        gd = Solver(NetworkModel(a, w, teacher), scheme="gd", dt=gamma)
+        gd.advance(t_end)
+        errors.append(float(np.max(np.abs(gd.u - flow.u))))
+    return float(np.polyfit(np.log(gammas), np.log(errors), 1)[0]), errors
+
+
+def proximal_step_differences(gammas=(0.2, 0.1, 0.05, 0.025), prox_tol=1e-13) -> tuple:
+    """(order, differences, residual): max_i |θ_prox − θ_GD| of one proximal step (θ = u − γ m∇L(θ),
+    solved to ``prox_tol``) against one GD step (u − γ m∇L(u)) from the initial state of
+    :func:`training_problem`, the least-squares slope of their log against log γ (2: both are
+    u − γ m∇L(u) + O(γ²)), and the largest residual max_i |θ − (u − γ m∇L(θ))| of the proximal
+    steps (at most ``prox_tol``)."""
+    from .models.network import NetworkModel
+
+    a, w, teacher = training_problem()
+    model = NetworkModel(a, w, teacher, prox_tol=prox_tol)
+    m = len(a)
+    u = model.initial_state()
+    _, grad = model.loss_and_gradient(u)
+    differences, residual = [], 0.0
+    out = model.empty()
+    for gamma in gammas:
+        model.proximal(u, gamma, out)
+        _, grad_new = model.loss_and_gradient(out)
+        residual = max(residual, float(np.max(np.abs(out - (u - gamma * m * grad_new)))))
+        differences.append(float(np.max(np.abs(out - (u - gamma * m * grad)))))
+    return float(np.polyfit(np.log(gammas), np.log(differences), 1)[0]), differences, residual
 
 
 def report(exact=None) -> str:

@@ -20,9 +20,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMALL = ["--set", "grid.n=32", "time.t_end=20", "fft.threads=1"]
 
 
-def env():
+def env(tree=ROOT):
+    """The environment with the source tree ``tree`` (this one by default) first on the path."""
     e = dict(os.environ)
-    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    e["PYTHONPATH"] = str(tree) + os.pathsep + e.get("PYTHONPATH", "")
     return e
 
 

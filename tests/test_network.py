@@ -13,6 +13,8 @@ import pytest
 from sobolev_flow import Solver, Torus
 from sobolev_flow.models.network import (DensityTeacher, NetworkModel, NetworkTeacher, initial_network,
                                          relu_features)
+from sobolev_flow.validation import (NETWORK_TRAINING, gradient_descent_errors, network_mode_rates,
+                                     proximal_step_differences, training_problem)
 
 
 def circle_inputs(n):
@@ -28,15 +30,14 @@ def student_outputs(x, a, w):
     return relu_features(x, w) @ a / len(a)
 
 
-def trig_density(theta):
-    return 1 + 0.5 * np.cos(2 * theta) + 0.3 * np.sin(theta) - 0.2 * np.cos(3 * theta + 0.4)
+#: The teacher density of the training problem, 1 + ½cos 2θ + 0.3 sin θ − 0.2 cos(3θ + 0.4).
+trig_density = NETWORK_TRAINING["nu"]
 
 
 @pytest.fixture
 def density_teacher():
-    grid = Torus((64,))
-    (theta,) = grid.mesh()
-    return DensityTeacher(grid, trig_density(theta))
+    """The density teacher ν* = trig_density on a 64-point grid (that of :func:`training_problem`)."""
+    return training_problem()[2]
 
 
 # ----------------------------------------------------------------------------- the loss and its gradient
@@ -171,71 +172,38 @@ def test_balance_is_conserved_by_the_flow(rng):
 
 
 def test_linear_mode_rates_and_the_odd_null_space():
-    """Near a uniform teacher of mass M*, mode n of ν decays at M*(n² + 2)κ_n (the WFR rate with
+    """Near a uniform teacher of mass M* = 1.5, mode n of ν decays at M*(n² + 2)κ_n (the WFR rate with
     α = 2 and time as in θ̇ = −m∇L), within 1e-3 relative, for n = 1, 2, 4, 6; the odd modes
-    n = 3, 5 are not damped. m = 256 balanced neurons on a grid of directions, all modes perturbed
-    at once (amplitude 1e-6: their interactions are O(1e-6) relative)."""
-    m, mass, eps = 256, 1.5, 1e-6
-    modes = np.array([1, 2, 3, 4, 5, 6])
-    theta, x = circle_inputs(m)
-    r2 = mass * (1 + eps * np.cos(np.outer(theta, modes) + 0.3 * modes).sum(axis=1))
-    grid = Torus((16,))
-    model = NetworkModel(np.sqrt(r2), np.sqrt(r2)[:, None] * x, DensityTeacher(grid, np.full(16, mass)))
-    solver = Solver(model, scheme="rk4", dt=1.0)
-    times, coefficients = [], []
-    for t in np.arange(0.0, 301.0, 2.0):
-        solver.advance(t)
-        angles, masses = model.measure(solver.u)
-        times.append(t)
-        coefficients.append(np.exp(-1j * np.outer(modes, angles)) @ masses)
-    times, amplitude = np.array(times), np.abs(np.array(coefficients))
+    n = 3, 5 are not damped (drift below 1e-4 to t = 300). m = 256 balanced neurons on a grid of
+    directions, all modes perturbed at once (amplitude 1e-6: their interactions are O(1e-6)
+    relative), rk4 at dt = 1 (:func:`sobolev_flow.validation.network_mode_rates`)."""
+    rates, drifts = network_mode_rates(width=256, mass=1.5, dt=1.0)
+    assert sorted(rates) == [1, 2, 4, 6] and sorted(drifts) == [3, 5]
     kappa = {1: 1 / 16, 2: 1 / (9 * np.pi**2), 4: 1 / (225 * np.pi**2), 6: 1 / (1225 * np.pi**2)}
-    for j, n in enumerate(modes):
-        if n % 2 and n > 1:
-            assert abs(amplitude[-1, j] / amplitude[0, j] - 1) < 1e-4, n
-            continue
-        rate = mass * (n * n + 2) * kappa[n]
-        window = times <= 3 / rate    # decay by e³ at most: amplitude well above the coupling
-        measured = -np.polyfit(times[window], np.log(amplitude[window, j]), 1)[0]
-        assert measured == pytest.approx(rate, rel=1e-3), n
+    for n, (measured, predicted) in rates.items():
+        assert predicted == pytest.approx(1.5 * (n * n + 2) * kappa[n], rel=1e-15), n
+        assert measured == pytest.approx(predicted, rel=1e-3), n
+    for n, drift in drifts.items():
+        assert drift < 1e-4, n
 
 
 # ----------------------------------------------------------------------------- training schemes
 @pytest.fixture
-def small_problem(rng, density_teacher):
-    a, w = initial_network(16, 1, "random", scale=0.7, seed=3)
-    return a, w, density_teacher
+def small_problem():
+    return training_problem()
 
 
-def test_gradient_descent_tracks_the_flow_at_first_order(small_problem):
-    """‖θ_GD(T) − θ(T)‖ = O(γ): the fitted order over γ = T/10 … T/80 is 1 ± 0.1."""
-    a, w, teacher = small_problem
-    flow = Solver(NetworkModel(a, w, teacher), scheme="rk4", rtol=1e-11, atol=1e-14)
-    flow.advance(4.0)
-    gammas, errors = [0.4, 0.2, 0.1, 0.05], []
-    for gamma in gammas:
-        gd = Solver(NetworkModel(a, w, teacher), scheme="gd", dt=gamma)
-        gd.advance(4.0)
-        errors.append(np.max(np.abs(gd.u - flow.u)))
-    order = np.polyfit(np.log(gammas), np.log(errors), 1)[0]
+def test_gradient_descent_tracks_the_flow_at_first_order():
+    """‖θ_GD(T) − θ(T)‖ = O(γ): the fitted order over γ = T/10 … T/80 (T = 4) is 1 ± 0.1."""
+    order, errors = gradient_descent_errors([0.4, 0.2, 0.1, 0.05], t_end=4.0)
     assert abs(order - 1) < 0.1, (order, errors)
 
 
-def test_proximal_step_matches_gradient_descent_to_second_order(small_problem):
-    """One proximal step and one GD step from the same state differ by O(γ²): fitted order 2 ± 0.1."""
-    a, w, teacher = small_problem
-    model = NetworkModel(a, w, teacher, prox_tol=1e-13)
-    u = model.initial_state()
-    _, grad = model.loss_and_gradient(u)
-    gammas, differences = [0.2, 0.1, 0.05, 0.025], []
-    out = model.empty()
-    for gamma in gammas:
-        model.proximal(u, gamma, out)
-        # the step solves the optimality condition θ = u − γ m ∇L(θ)
-        _, grad_new = model.loss_and_gradient(out)
-        assert np.max(np.abs(out - (u - gamma * 16 * grad_new))) <= 1e-13   # prox_tol
-        differences.append(np.max(np.abs(out - (u - gamma * 16 * grad))))
-    order = np.polyfit(np.log(gammas), np.log(differences), 1)[0]
+def test_proximal_step_matches_gradient_descent_to_second_order():
+    """One proximal step and one GD step from the same state differ by O(γ²): fitted order 2 ± 0.1
+    over γ = 0.2 … 0.025; each step solves the optimality condition θ = u − γ m∇L(θ) to prox_tol."""
+    order, differences, residual = proximal_step_differences([0.2, 0.1, 0.05, 0.025], prox_tol=1e-13)
+    assert residual <= 1e-13
     assert abs(order - 2) < 0.1, (order, differences)
 
 
