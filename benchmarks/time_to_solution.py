@@ -60,7 +60,8 @@ Sections (each can be switched on and off; the default runs the first two):
    and process wall time, ``--repeats`` times each (at least once), alternating; medians.
 
 Dedalus' errors per (case, timestepper, step count), the package's runs of the rtol ladder (per
-tree: the commit, and for the working tree a hash of its uncommitted changes) and the references
+tree: the git tree of ``sobolev_flow/``, and for the working tree a hash of its uncommitted
+changes) and the references
 can be kept in a directory (``--cache DIR``), so that a search interrupted or split over several
 commands (e.g. ``--repeats 0`` for the search, then the timing) is not repeated. The wall times
 of those cached runs are not reported; only those of the timed repeats are.
@@ -173,14 +174,15 @@ def reference(n: int, s: float, t_end: float, cache: pathlib.Path | None = None)
 
 
 def tree_id(rev: str | None) -> str:
-    """The commit of ``rev``; with None the working tree's: HEAD's commit, plus a hash of its uncommitted diff."""
+    """The package's source at ``rev`` (its git tree object); with None the working tree's (HEAD's, plus a
+    hash of the uncommitted changes of ``sobolev_flow/``)."""
     def git(*command):
         return subprocess.run(["git", "-C", str(ROOT), *command], check=True, capture_output=True).stdout
 
     if rev is not None:
-        return git("rev-parse", rev).decode().strip()
-    head = git("rev-parse", "HEAD").decode().strip()
-    diff = git("diff", "HEAD")
+        return git("rev-parse", f"{rev}:sobolev_flow").decode().strip()
+    head = git("rev-parse", "HEAD:sobolev_flow").decode().strip()
+    diff = git("diff", "HEAD", "--", "sobolev_flow")
     return head + (f"+{hashlib.sha1(diff).hexdigest()[:10]}" if diff else "")
 
 
