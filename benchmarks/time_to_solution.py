@@ -44,11 +44,13 @@ Sections (each can be switched on and off; the default runs the first two):
      safeguarded by halving); see :func:`cheapest_steps`. When the target is not reached within
      ``--max-steps`` the count is extrapolated from the last two runs at their observed order
      and marked ``*``; its wall time is then the time per step of a timed run (at the largest
-     count of that scheme that reached a target, else at ``--max-steps``) times that count. Wall time: the loop of ``solver.step`` calls (including the first step's
-     factorisation of the implicit matrices); "setup": building the IVP solver plus the shared
-     set-up (bases, ψ(0)). One thread: OMP/OpenBLAS/MKL threads 1, serial distributor.
-   * Convergence check: Dedalus RK443 with ``--check-steps`` steps (default 1024) against the
-     reference; an error far below the targets shows the two semi-discretisations agree.
+     count of that scheme that reached a target, else at ``--max-steps``) times that count.
+     Wall time: the loop of ``solver.step`` calls (including the first step's factorisation of
+     the implicit matrices); "setup": building the IVP solver plus the shared set-up (bases,
+     ψ(0)). One thread: OMP/OpenBLAS/MKL threads 1, serial distributor.
+   * Convergence check: Dedalus RK443 with ``--check-steps`` steps (default 1536) against the
+     reference; an error far below the targets, still falling at RK443's order 3, shows that
+     the two semi-discretisations agree.
    * Timing: the chosen configurations of both codes, ``--repeats`` times (default 3; 0: search
      only), in rotating order, in this one process and its CLI children; medians are reported.
      The speed-up is Dedalus wall / package wall (CLI wall time), per package row and Dedalus
@@ -61,16 +63,28 @@ Sections (each can be switched on and off; the default runs the first two):
 
 Dedalus' errors per (case, timestepper, step count), the package's runs of the rtol ladder (per
 tree: the git tree of ``sobolev_flow/``, and for the working tree a hash of its uncommitted
-changes) and the references
-can be kept in a directory (``--cache DIR``), so that a search interrupted or split over several
-commands (e.g. ``--repeats 0`` for the search, then the timing) is not repeated. The wall times
-of those cached runs are not reported; only those of the timed repeats are.
+changes) and the references can be kept in a directory (``--cache DIR``), so that a search
+interrupted or split over several commands (e.g. ``--repeats 0`` for the search, then the
+timing) is not repeated. The wall times of those cached runs are not reported; only those of
+the timed repeats are.
 
 Run (from the repository root; each command prints markdown tables)::
 
-    python benchmarks/time_to_solution.py [--rev main] [--rtols 1e-2 1e-4 1e-6] [--n 256] --no-dedalus
+    # the before/after table per rtol (~1 minute)
+    python benchmarks/time_to_solution.py --rev main --rtols 1e-2 1e-4 1e-6 --no-dedalus
+
+    # against Dedalus, one case: the search (~30 minutes at 256² on one core), then the timing
+    # of the chosen configurations (~10 minutes), the second reading the first's cache
+    python benchmarks/time_to_solution.py --rev 5a2d440 --no-table --cases "s=2, t=1" --repeats 0 \\
+        --check-steps 0 --max-steps 2048 --cache /tmp/tts_s2
+    python benchmarks/time_to_solution.py --rev 5a2d440 --no-table --cases "s=2, t=1" --repeats 3 \\
+        --check-steps 0 --max-steps 2048 --cache /tmp/tts_s2
+
+    # the convergence check alone (RK443, 1536 steps; the cached search is not repeated)
     python benchmarks/time_to_solution.py --rev 5a2d440 --no-table --cases "s=2, t=1" --targets 1e-6 \\
-        --cache /tmp/tts                      # one case, one target: ~10 minutes at 256²
+        --schemes RK443 --repeats 0 --check-steps 1536 --cache /tmp/tts_s2
+
+    # the 1-D rate study
     python benchmarks/time_to_solution.py --rev 5a2d440 --no-table --no-dedalus --study
 
 On a shared machine run the timing commands alone (e.g. under ``flock -x`` of a common lock file).
@@ -550,8 +564,8 @@ def main(argv=None):
     parser.add_argument("--max-steps", type=int, default=4096, help="largest Dedalus step count tried (default 4096)")
     parser.add_argument("--step-tol", type=float, default=0.0,
                         help="relative width at which the step search stops (default 0: the exact integer)")
-    parser.add_argument("--check-steps", type=int, default=1024,
-                        help="Dedalus RK443 steps of the convergence check (0: none; default 1024)")
+    parser.add_argument("--check-steps", type=int, default=1536,
+                        help="Dedalus RK443 steps of the convergence check (0: none; default 1536)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each chosen configuration (default 3)")
     parser.add_argument("--cache", type=pathlib.Path, default=None,
                         help="directory keeping references and Dedalus errors between runs")
