@@ -129,7 +129,8 @@ class DiagnosticsTracker(_ScheduledTracker):
     METHOD = ("at the requested times without shortening any step: the state there is the continuous "
               "extension of the accepted step containing the time (the linear part exp(tL) exactly, the rest "
               "by cubic Hermite interpolation from u and du/dt at both ends: order 3), and the diagnostics "
-              "are computed from it (one evaluation of the right-hand side for the model's monitor); times "
+              "are computed from it (the model's monitor and dissipation there: for the grid from the backward "
+              "transforms of the right-hand side alone, else one evaluation of it); times "
               "the solver stands on (snapshots, t_end) use the state itself")
 
     def __init__(self, times, writer):
@@ -240,11 +241,14 @@ def energy_rose(energy: float, previous: float, energy0: float) -> bool:
 class HealthTracker(_ScheduledTracker):
     """Stops a run whose state blows up before it is recorded as valid or checkpointed.
 
-    After every accepted step: the energy must not rise (:func:`energy_rose`). At the scheduled
-    ``times`` (the diagnostic times) and before every checkpoint (:meth:`check`): also
+    After every accepted step: the energy must not rise (:func:`energy_rose`). At the first
+    accepted step at or past each scheduled time (the diagnostic times, which it does not land on:
+    no step is shortened for it) and before every checkpoint (:meth:`check`): also
     min μ ≥ :data:`MIN_MU_RATIO` · max μ, with max μ taken from the model's snapshot field ``mu``
     only when min μ < 0. A failure raises :class:`BlowUp`.
     """
+
+    lands = False
 
     def start(self, solver):
         super().start(solver)

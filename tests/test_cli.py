@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -610,3 +611,21 @@ def test_no_sobolev_orders_records_no_norms(tmp_path):
     run = open_run(tmp_path / "run.h5")
     assert "sobolev_norms" not in run.diagnostics and len(run.orders) == 0
     assert len(run.diagnostics["energy"]) == len(run.diagnostics["t"]) > 2
+
+
+def test_the_dense_default_diagnostic_schedule_shortens_no_step_of_a_run(tmp_path):
+    """Through the command line with all its trackers (snapshots, diagnostics, health checks,
+    checkpoints): the default geometric diagnostic schedule (40 times in [0.01, 1]) and one at t_end
+    alone give the same steps and the same final density."""
+    common = ["--set", "grid.d=2", "grid.n=64", "model.s=2", 'initial.density="bumps"', "time.t_end=1",
+              "time.rtol=1e-2", "fft.threads=1"]
+    runs = {}
+    for name, extra in (("dense", []), ("sparse", ["output.diagnostics=[1.0]"])):
+        result = cli(*common, *extra, f'output.path="{name}.h5"', "--quiet", cwd=tmp_path, check=0)
+        steps = re.search(r"steps (\d+) \(rejected (\d+)\)", result.stdout).groups()
+        with h5py.File(tmp_path / f"{name}.h5", "r") as f:
+            runs[name] = steps, f["snapshots/mu"][-1], len(f["diagnostics/t"])
+    (steps_dense, mu_dense, rows_dense), (steps_sparse, mu_sparse, rows_sparse) = runs["dense"], runs["sparse"]
+    assert rows_dense > 40 and rows_sparse == 2
+    assert steps_dense == steps_sparse
+    np.testing.assert_array_equal(mu_dense, mu_sparse)
