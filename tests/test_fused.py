@@ -95,7 +95,7 @@ def test_products_reduce_as_numpy_with_a_single_nan_anywhere(first, last, offset
         with np.errstate(invalid="ignore"):
             for kernels in (compiled, reference):
                 w, m, s = work.copy(), mu.copy(), speed2.copy()
-                low, high = kernels.flux_product(w, m, s, off, np.empty(n), first, last, True)
+                low, high = kernels.flux_product(w, m, s, off, np.empty(n), first, last, True, kernels.chunks)
                 outputs.append((low, high, w, m, s))
         for x, y in zip(*outputs):
             np.testing.assert_array_equal(x, y)
@@ -110,7 +110,7 @@ def test_reaction_product_max_abs_psi_as_numpy(rng):
     out = {}
     for kernels in ("numba", "numpy"):
         field = psi.copy()
-        out[kernels] = fused.products(kernels).reaction_product(field, mu, True), field
+        out[kernels] = fused.products(kernels).reaction_product(field, mu, True, 1), field
     assert out["numba"][0] == out["numpy"][0] == 7.5
     np.testing.assert_array_equal(out["numba"][1], psi * mu)
 
@@ -210,3 +210,85 @@ def test_distributed_numba_products_equal_the_serial_numpy_right_hand_side(tmp_p
     assert sorted(row[0] for row in rows) == ["0", "0", "1", "1"], result.stdout
     for _, kernels, error, gap in rows:
         assert kernels == "numba" and float(error) < 1e-13 and float(gap) < 1e-13, result.stdout
+
+
+# ---------------------------------------------------------------- the parallel variant (threads > 1)
+@pytest.mark.parametrize("geometry", ["wasserstein", "wfr"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{len(s)}-D")
+def test_parallel_right_hand_side_equals_the_one_thread_kernels_and_numpy(shape, geometry, rng):
+    """With threads > 1 the compiled loops run in blocks on numba's threads: the right-hand side
+    is the one-thread kernels' to the last bit (the same operations on every entry), the monitor
+    too (its blocks' extrema combined), and numpy's to round-off."""
+    grid = Torus(shape, dealias="3/2")
+    nu = 1.0 + 0.3 * rng.random(shape)
+    options = dict(kernel=SobolevKernel(1.5), geometry=geometry if geometry == "wasserstein" else WFR)
+    built = {(kernels, threads): SpectralModel(grid, np.full(shape, nu.mean()), nu, threads=threads, kernels=kernels,
+                                               **options)
+             for kernels, threads in (("numba", 1), ("numba", 3), ("numpy", 1))}
+    assert built["numba", 3]._products.chunks == 3 and built["numba", 3].transform._fused._kernels.chunks == 3
+    rho_hat = grid.project(rng.standard_normal(grid.spectral_shape) + 1j * rng.standard_normal(grid.spectral_shape))
+    results = {}
+    for key, model in built.items():
+        out = np.empty_like(rho_hat)
+        results[key] = out, model.explicit(rho_hat, out, monitor=True)
+    (a, ma), (b, mb), (c, mc) = results["numba", 3], results["numba", 1], results["numpy", 1]
+    np.testing.assert_array_equal(a, b)
+    assert ma == mb
+    np.testing.assert_allclose(a, c, rtol=0, atol=1e-13 * np.abs(c).max())
+    assert ma.max_speed == pytest.approx(mc.max_speed, rel=1e-13) and ma.min_mu == pytest.approx(mc.min_mu, rel=1e-13)
+
+
+@pytest.mark.parametrize("chunks", [2, 3, 7])
+@pytest.mark.parametrize("first,last", [(True, True), (True, False), (False, True)])
+def test_parallel_products_reduce_as_numpy_with_a_nan_in_any_block(chunks, first, last, rng):
+    n = 1001
+    compiled = fused.products("numba", threads=chunks)
+    reference = fused.products("numpy")
+    assert compiled.chunks == chunks
+    for where in (None, 0, n // 2, n - 1):
+        work, mu, speed2 = rng.standard_normal(n), rng.standard_normal(n), rng.random(n)
+        off = rng.standard_normal(n)
+        if where is not None:
+            (mu if first else work)[where] = np.nan
+        outputs = []
+        with np.errstate(invalid="ignore"):
+            for kernels in (compiled, reference):
+                w, m, s = work.copy(), mu.copy(), speed2.copy()
+                low, high = kernels.flux_product(w, m, s, off, np.empty(n), first, last, True, kernels.chunks)
+                psi = work.copy()
+                top = kernels.reaction_product(psi, mu, True, kernels.chunks)
+                outputs.append((low, high, w, m, s, top, psi))
+        for x, y in zip(*outputs):
+            np.testing.assert_array_equal(x, y)
+        if where is not None:
+            assert np.isnan(outputs[0][0] if first else outputs[0][1])
+
+
+# ---------------------------------------------------------------- the stage combinations of explicit RK
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("scheme", ["rk4", "bs32"])
+def test_compiled_runge_kutta_combinations_equal_the_numpy_passes(scheme, threads, rng):
+    """Fixed steps and the embedded error estimate of an explicit RK scheme with the compiled
+    stage combinations give the numpy stepper's states and estimates to the last bit."""
+    from sobolev_flow.steppers import get_scheme
+
+    grid = Torus((24, 20), dealias="3/2")
+    (x, y) = grid.mesh()
+    mu0 = 1 + 0.4 * np.sin(x) * np.cos(2 * y)
+    steppers = {}
+    for kernels in ("numba", "numpy"):
+        model = SpectralModel(grid, mu0, kernel=SobolevKernel(1.0), threads=threads, kernels=kernels)
+        steppers[kernels] = get_scheme(scheme).stepper(model), model
+    assert steppers["numba"][0]._fused is not None and steppers["numpy"][0]._fused is None
+    results = {}
+    for kernels, (stepper, model) in steppers.items():
+        u = model.initial_state()
+        n0, new, err = model.empty(), model.empty(), model.empty()
+        for _ in range(3):
+            model.explicit(u, n0)
+            stepper.step(u, 0.05, n0, new, err=err)
+            u = new.copy()
+        results[kernels] = u, err.copy()
+    np.testing.assert_array_equal(results["numba"][0], results["numpy"][0])
+    np.testing.assert_array_equal(results["numba"][1], results["numpy"][1])
+    assert np.abs(results["numpy"][1]).max() > 0
