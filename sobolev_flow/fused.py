@@ -11,12 +11,13 @@ Two implementations with the same results (up to round-off):
 - ``"numba"``: loops compiled by numba (the ``fast`` extra), one pass each, compiled on first
   use and cached on disk (``cache=True``), so only the first run on a machine pays the compile.
 
-The compiled loops come in two variants: one thread, and, for a model whose transform runs on
-``threads`` > 1, a parallel one (``parallel=True``) splitting each pass into ``threads`` blocks on
-numba's threads (its thread count is left as it is; at most ``threads`` blocks are busy). The
-results of the two are the same to the last bit (the monitor's extrema are combined over the
-blocks). Each variant is compiled once per machine (a few seconds each; loading them from the
-cache then takes well under a second).
+The compiled loops come in two variants: one thread, and a parallel one (``parallel=True``)
+splitting each pass into ``threads`` blocks on numba's threads (its thread count is left as it
+is; at most ``threads`` blocks are busy). The results of the two are the same to the last bit (the
+monitor's extrema are combined over the blocks). Models use the parallel variant with
+``threads`` > 1 only when :data:`PARALLEL` is set (it is not by default: see there). Each variant
+is compiled once per machine (a few seconds each; loading them from the cache then takes well
+under a second).
 
 ``"auto"`` (the default) takes numba when it is installed and the grid is large enough for the
 savings to repay loading it (:data:`AUTO_POINTS`). :func:`select` resolves a choice;
@@ -57,12 +58,26 @@ from types import SimpleNamespace
 
 import numpy as np
 
-__all__ = ["KERNELS", "select", "products", "spectral", "stepping", "view"]
+__all__ = ["KERNELS", "PARALLEL", "select", "kernel_threads", "products", "spectral", "stepping", "view"]
 
 log = logging.getLogger(__name__)
 
 #: Choices of the ``kernels`` option.
 KERNELS = ("auto", "numba", "numpy")
+
+#: Whether a model with ``threads`` > 1 runs the compiled loops in parallel (:func:`kernel_threads`).
+#: Off: on a 2-core machine the parallel loops made the right-hand side slower with 2 threads
+#: (``benchmarks/rhs_passes.py``): numba's thread pool and FFTW's (pyFFTW's own OpenMP runtime)
+#: wait for work by spinning, and alternating parallel regions of the two runtimes on the same
+#: cores stall each other (256²: 2.2 ms serial loops, 43 ms parallel, 4.3 ms with numba's
+#: workqueue layer). Set it before building a model to use the parallel variant.
+PARALLEL = False
+
+
+def kernel_threads(threads: int) -> int:
+    """The threads the compiled loops of a model on ``threads`` FFT threads use: ``threads`` when
+    :data:`PARALLEL`, else 1."""
+    return int(threads) if PARALLEL else 1
 
 
 #: Padded grid points from which ``"auto"`` takes numba: below, the right-hand side saves

@@ -434,14 +434,14 @@ class _ExplicitRKStepper(_Stepper):
 
 
 def _stepping_kernels(model):
-    """The compiled stage combinations (:func:`sobolev_flow.fused.stepping`, on the threads of the
-    model's transform) for a model whose element-wise work is compiled and whose states are
+    """The compiled stage combinations (:func:`sobolev_flow.fused.stepping`, on
+    :func:`~sobolev_flow.fused.kernel_threads` of the model's transform's threads) for a model whose element-wise work is compiled and whose states are
     complex, else None (the numpy passes)."""
     if getattr(model, "kernels", None) != "numba" or model.empty().dtype != np.complex128:
         return None
     from . import fused
 
-    return fused.stepping(getattr(getattr(model, "transform", None), "threads", 1))
+    return fused.stepping(fused.kernel_threads(getattr(getattr(model, "transform", None), "threads", 1)))
 
 
 class _IMEXRKStepper(_Stepper):

@@ -134,7 +134,7 @@ class PaddedTransform(_Multipliers):
         self._padding = _padding_slabs(grid)
         self._unresolved = _unresolved_slabs(grid)
         self._setup_multipliers(grid.spectral_shape)
-        self._fused = _FusedMaps(grid, self.threads) if self.kernels == "numba" else None
+        self._fused = _FusedMaps(grid, fused.kernel_threads(self.threads)) if self.kernels == "numba" else None
 
     def wavenumbers(self) -> tuple:
         """k_j as vectors broadcastable to the spectral layout."""

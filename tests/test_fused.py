@@ -148,6 +148,15 @@ def test_cli_bad_kernels_exits_2_and_touches_nothing(tmp_path):
     assert existing.read_bytes() == b"precious"
 
 
+def test_models_use_the_one_thread_loops_unless_parallel_is_set(monkeypatch):
+    grid = Torus((12, 10))
+    model = SpectralModel(grid, np.ones(grid.shape), s=1.0, threads=2, kernels="numba")
+    assert model._products.chunks == model.transform._fused._kernels.chunks == 1
+    monkeypatch.setattr(fused, "PARALLEL", True)
+    model = SpectralModel(grid, np.ones(grid.shape), s=1.0, threads=2, kernels="numba")
+    assert model._products.chunks == model.transform._fused._kernels.chunks == 2
+
+
 def test_auto_takes_numba_from_the_threshold_on():
     assert fused.select("auto", points=fused.AUTO_POINTS - 1) == "numpy"
     assert fused.select("auto", points=fused.AUTO_POINTS) == "numba"
@@ -215,10 +224,11 @@ def test_distributed_numba_products_equal_the_serial_numpy_right_hand_side(tmp_p
 # ---------------------------------------------------------------- the parallel variant (threads > 1)
 @pytest.mark.parametrize("geometry", ["wasserstein", "wfr"])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{len(s)}-D")
-def test_parallel_right_hand_side_equals_the_one_thread_kernels_and_numpy(shape, geometry, rng):
+def test_parallel_right_hand_side_equals_the_one_thread_kernels_and_numpy(shape, geometry, rng, monkeypatch):
     """With threads > 1 the compiled loops run in blocks on numba's threads: the right-hand side
     is the one-thread kernels' to the last bit (the same operations on every entry), the monitor
     too (its blocks' extrema combined), and numpy's to round-off."""
+    monkeypatch.setattr(fused, "PARALLEL", True)
     grid = Torus(shape, dealias="3/2")
     nu = 1.0 + 0.3 * rng.random(shape)
     options = dict(kernel=SobolevKernel(1.5), geometry=geometry if geometry == "wasserstein" else WFR)
@@ -267,11 +277,12 @@ def test_parallel_products_reduce_as_numpy_with_a_nan_in_any_block(chunks, first
 # ---------------------------------------------------------------- the stage combinations of explicit RK
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("scheme", ["rk4", "bs32"])
-def test_compiled_runge_kutta_combinations_equal_the_numpy_passes(scheme, threads, rng):
+def test_compiled_runge_kutta_combinations_equal_the_numpy_passes(scheme, threads, rng, monkeypatch):
     """Fixed steps and the embedded error estimate of an explicit RK scheme with the compiled
     stage combinations give the numpy stepper's states and estimates to the last bit."""
     from sobolev_flow.steppers import get_scheme
 
+    monkeypatch.setattr(fused, "PARALLEL", True)
     grid = Torus((24, 20), dealias="3/2")
     (x, y) = grid.mesh()
     mu0 = 1 + 0.4 * np.sin(x) * np.cos(2 * y)
@@ -279,7 +290,7 @@ def test_compiled_runge_kutta_combinations_equal_the_numpy_passes(scheme, thread
     for kernels in ("numba", "numpy"):
         model = SpectralModel(grid, mu0, kernel=SobolevKernel(1.0), threads=threads, kernels=kernels)
         steppers[kernels] = get_scheme(scheme).stepper(model), model
-    assert steppers["numba"][0]._fused is not None and steppers["numpy"][0]._fused is None
+    assert steppers["numba"][0]._fused.chunks == threads and steppers["numpy"][0]._fused is None
     results = {}
     for kernels, (stepper, model) in steppers.items():
         u = model.initial_state()

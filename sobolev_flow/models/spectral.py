@@ -208,7 +208,7 @@ class SpectralModel:
 
         # ---- work arrays and multipliers of the right-hand side
         self._psi = np.empty(self.weights.shape, complex) if self.transform.kernels == "numpy" else None  # ψ
-        self._products = fused.products(self.kernels, self.transform.threads)
+        self._products = fused.products(self.kernels, fused.kernel_threads(self.transform.threads))
         # the padded fields, |∇ψ|² (accumulated when monitoring) and scratch, flattened for the products
         self._flat = [fused.view(field, -1) for field in self.transform.fields]
         self._speed2 = np.empty(self._flat[0].size)
