@@ -164,6 +164,33 @@ def _reaction_product_numpy(field, mu, monitor, chunks=1):
     return high
 
 
+def _flux_product_compiled(loop, work, mu, speed2, offset, scratch, first, last, monitor, chunks):
+    """The flux product with the compiled ``loop`` (:func:`flux_product`: the product in one pass)
+    and the monitor's reductions by numpy.
+
+    Returns
+    -------
+    low : float
+        min m over the grid at the first axis when monitoring (NaN if any m is NaN), else inf.
+    high : float
+        max |∇ψ|² = max Σ_i (∂_iψ)² at the last axis when monitoring (NaN propagates), else 0.
+    """
+    loop(work, mu, speed2, offset, scratch, first, last, monitor, chunks)
+    if not monitor:
+        return math.inf, 0.0
+    low = float(np.min(mu, initial=math.inf)) if first else math.inf
+    high = float(np.max(scratch, initial=0.0)) if last else 0.0
+    return low, high
+
+
+def _reaction_product_compiled(loop, field, mu, monitor, chunks):
+    """:func:`reaction_product`'s contract with the compiled ``loop``: max |ψ| = max(max ψ, −min ψ)
+    by numpy (NaN propagates) when monitoring, then R = m ψ in one pass."""
+    high = float(np.maximum(np.max(field, initial=0.0), -np.min(field, initial=0.0))) if monitor else 0.0
+    loop(field, mu, chunks)
+    return high
+
+
 # ============================================================================ loops for numba
 def _loops(prange):
     """The compiled kernels' loops, with ``prange`` = ``range`` (one thread) or ``numba.prange``
@@ -175,7 +202,8 @@ def _loops(prange):
     closure's cells)."""
 
     def flux_product(work, mu, speed2, offset, scratch, first, last, monitor, chunks):
-        """F = m ∂_jψ in place of ``work`` = ∂_jψ, with m = μ − ν̄ (and the monitor reductions).
+        """F = m ∂_jψ in place of ``work`` = ∂_jψ, with m = μ − ν̄, and, when monitoring, the sums
+        of squares S_j = Σ_{i≤j} (∂_iψ)² the monitor reduces (:func:`products` wraps this loop).
 
         Parameters
         ----------
@@ -185,35 +213,27 @@ def _loops(prange):
             m = μ − ν̄ − (ν − ν̄) before the first axis when ``offset`` is given (then m ← m + offset),
             else m = μ − ν̄.
         speed2 : ndarray, 1-D float
-            Σ_{i<j} (∂_iψ)² from the previous axes; receives Σ_{i≤j} (∂_iψ)² unless ``last`` (then
-            it is left as it is; unused when not ``monitor``, or when ``first`` and ``last``).
+            S_{j−1} from the previous axes; receives S_j unless ``last``.
         offset : ndarray, 1-D float
             ν − ν̄ on the padded grid, added to ``mu`` at the first axis (a non-uniform target), or
             an empty array (none).
         scratch : ndarray, 1-D float
-            Work memory of the numpy implementation (unused by the loops).
+            Receives S_j at the last axis when monitoring (``speed2`` is then left as it is).
         first, last : bool
             Whether j is the first or the last axis.
         monitor : bool
-            Compute the reductions.
+            Form S_j.
         chunks : int
             Blocks of the index range (threads of the parallel variant).
 
-        Returns
-        -------
-        low : float
-            min m over the grid at the first axis when monitoring (NaN if any m is NaN), else inf.
-        high : float
-            max |∇ψ|² = max Σ_i (∂_iψ)² at the last axis when monitoring (NaN propagates), else 0.
-
         Notes
         -----
-        Without ``monitor`` the product is a loop of its own, which vectorises. With monitoring
-        each block reduces its part, and the blocks' minima and maxima are combined after.
+        The loop has no reduction and no branch that depends on the data, so it vectorises; the
+        monitor's min m and max S are numpy's reductions after it (which propagate NaN).
         """
         n = work.size
         add = first and offset.size > 0
-        lows, highs = np.full(chunks, math.inf), np.zeros(chunks)
+        squares = scratch if last else speed2
         for c in prange(chunks):
             start, stop = c * n // chunks, (c + 1) * n // chunks
             if not monitor:
@@ -225,55 +245,29 @@ def _loops(prange):
                 else:
                     for i in range(start, stop):
                         work[i] *= mu[i]
-                continue
-            low, high = math.inf, 0.0  # a NaN, once met, stays
-            for i in range(start, stop):
-                g, m = work[i], mu[i]
-                if add:
-                    m += offset[i]
-                    mu[i] = m
-                if first:
-                    if m < low or m != m:
-                        low = m if low == low else low
-                    s = g * g
-                else:
-                    s = speed2[i] + g * g
-                if last:
-                    if s > high or s != s:
-                        high = s if high == high else high
-                else:
-                    speed2[i] = s
-                work[i] = g * m
-            lows[c], highs[c] = low, high
-        low, high = math.inf, 0.0
-        for c in range(chunks):
-            if lows[c] < low or lows[c] != lows[c]:
-                low = lows[c] if low == low else low
-            if highs[c] > high or highs[c] != highs[c]:
-                high = highs[c] if high == high else high
-        return low, high
-
-    def reaction_product(field, mu, monitor, chunks):
-        """R = m ψ in place of ``field`` = ψ (m = μ − ν̄) in ``chunks`` blocks; returns max |ψ| when
-        ``monitor`` (NaN propagates), else 0."""
-        n = field.size
-        highs = np.zeros(chunks)
-        for c in prange(chunks):
-            start, stop = c * n // chunks, (c + 1) * n // chunks
-            high = 0.0
-            if monitor:
+            elif first and add:
                 for i in range(start, stop):
-                    a = abs(field[i])
-                    if a > high or a != a:
-                        high = a if high == high else high
-            for i in range(start, stop):
+                    g, m = work[i], mu[i] + offset[i]
+                    mu[i] = m
+                    squares[i] = g * g
+                    work[i] = g * m
+            elif first:
+                for i in range(start, stop):
+                    g = work[i]
+                    squares[i] = g * g
+                    work[i] = g * mu[i]
+            else:
+                for i in range(start, stop):
+                    g = work[i]
+                    squares[i] = speed2[i] + g * g
+                    work[i] = g * mu[i]
+
+    def reaction_product(field, mu, chunks):
+        """R = m ψ in place of ``field`` = ψ (m = μ − ν̄), in ``chunks`` blocks."""
+        n = field.size
+        for c in prange(chunks):
+            for i in range(c * n // chunks, (c + 1) * n // chunks):
                 field[i] *= mu[i]
-            highs[c] = high
-        high = 0.0
-        for c in range(chunks):
-            if highs[c] > high or highs[c] != highs[c]:
-                high = highs[c] if high == high else high
-        return high
 
     def embed(spec, f, weights, rows, ncols, kind, scale, row_k, col_k, chunks):
         """spec[p, q] ← c_{rq} w_{rq} f[r, q] with r = rows[p] ≥ 0 and q < ncols, else 0.
@@ -460,9 +454,9 @@ def _compiled(parallel=False) -> SimpleNamespace:
     loops = _loops(numba.prange) if parallel else _serial_loops
     start = time.perf_counter()
     out = SimpleNamespace(
-        flux_product=jit(numba.types.UniTuple(float64, 2)(vector, vector, vector, vector, vector, boolean, boolean,
-                                                          boolean, int64))(loops.flux_product),
-        reaction_product=jit(float64(vector, vector, boolean, int64))(loops.reaction_product),
+        flux_product=jit(numba.void(vector, vector, vector, vector, vector, boolean, boolean, boolean,
+                                    int64))(loops.flux_product),
+        reaction_product=jit(numba.void(vector, vector, int64))(loops.reaction_product),
         embed=jit(numba.void(matrix, matrix, matrix, rows, int64, int64, float64, vector, vector, int64))(loops.embed),
         extract=jit(numba.void(matrix, matrix, rows, int64, int64, float64, vector, vector, boolean,
                                int64))(loops.extract),
@@ -496,7 +490,9 @@ def products(kernels: str, threads: int = 1) -> SimpleNamespace:
     numba's threads (at most ``threads`` of them busy, whatever numba's own thread count)."""
     if kernels == "numba":
         compiled = _compiled(threads > 1)
-        return SimpleNamespace(flux_product=compiled.flux_product, reaction_product=compiled.reaction_product,
+        return SimpleNamespace(flux_product=functools.partial(_flux_product_compiled, compiled.flux_product),
+                               reaction_product=functools.partial(_reaction_product_compiled,
+                                                                  compiled.reaction_product),
                                chunks=int(threads))
     return SimpleNamespace(flux_product=_flux_product_numpy, reaction_product=_reaction_product_numpy, chunks=1)
 
