@@ -197,7 +197,8 @@ def _loops(prange):
     (compiled with ``parallel=True``: the ``chunks`` blocks run on numba's threads).
 
     Every kernel splits its index range into ``chunks`` contiguous blocks, the outer loop runs
-    over the blocks; with ``range`` and one chunk it is the plain loop. The two variants are two
+    over the blocks; with ``range`` and one chunk it is the plain loop. The element-wise loops index
+    each block through slices from 0 (see :func:`flux_product`); the row loops start at max(·, 0). The two variants are two
     closures of this function, so numba's disk cache keeps them apart (its key hashes the
     closure's cells)."""
 
@@ -233,41 +234,48 @@ def _loops(prange):
         """
         n = work.size
         add = first and offset.size > 0
-        squares = scratch if last else speed2
         for c in prange(chunks):
             start, stop = c * n // chunks, (c + 1) * n // chunks
+            # the block as slices, indexed from 0: known non-negative indices need no wraparound,
+            # which would keep the loops from vectorising
+            f, m = work[start:stop], mu[start:stop]
+            s = (scratch if last else speed2)[start:stop]
             if not monitor:
                 if add:
-                    for i in range(start, stop):
-                        m = mu[i] + offset[i]
-                        mu[i] = m
-                        work[i] *= m
+                    o = offset[start:stop]
+                    for i in range(f.size):
+                        v = m[i] + o[i]
+                        m[i] = v
+                        f[i] *= v
                 else:
-                    for i in range(start, stop):
-                        work[i] *= mu[i]
+                    for i in range(f.size):
+                        f[i] *= m[i]
             elif first and add:
-                for i in range(start, stop):
-                    g, m = work[i], mu[i] + offset[i]
-                    mu[i] = m
-                    squares[i] = g * g
-                    work[i] = g * m
+                o = offset[start:stop]
+                for i in range(f.size):
+                    g, v = f[i], m[i] + o[i]
+                    m[i] = v
+                    s[i] = g * g
+                    f[i] = g * v
             elif first:
-                for i in range(start, stop):
-                    g = work[i]
-                    squares[i] = g * g
-                    work[i] = g * mu[i]
+                for i in range(f.size):
+                    g = f[i]
+                    s[i] = g * g
+                    f[i] = g * m[i]
             else:
-                for i in range(start, stop):
-                    g = work[i]
-                    squares[i] = speed2[i] + g * g
-                    work[i] = g * mu[i]
+                previous = speed2[start:stop]
+                for i in range(f.size):
+                    g = f[i]
+                    s[i] = previous[i] + g * g
+                    f[i] = g * m[i]
 
     def reaction_product(field, mu, chunks):
         """R = m ψ in place of ``field`` = ψ (m = μ − ν̄), in ``chunks`` blocks."""
         n = field.size
         for c in prange(chunks):
-            for i in range(c * n // chunks, (c + 1) * n // chunks):
-                field[i] *= mu[i]
+            f, m = field[c * n // chunks:(c + 1) * n // chunks], mu[c * n // chunks:(c + 1) * n // chunks]
+            for i in range(f.size):
+                f[i] *= m[i]
 
     def embed(spec, f, weights, rows, ncols, kind, scale, row_k, col_k, chunks):
         """spec[p, q] ← c_{rq} w_{rq} f[r, q] with r = rows[p] ≥ 0 and q < ncols, else 0.
@@ -298,7 +306,7 @@ def _loops(prange):
         weighted = weights.size > 0
         total = spec.shape[0]
         for c in prange(chunks):
-            for p in range(c * total // chunks, (c + 1) * total // chunks):
+            for p in range(max(c * total // chunks, 0), (c + 1) * total // chunks):
                 r = rows[p]
                 if r < 0:  # a padding row
                     spec[p, :] = 0.0
@@ -351,7 +359,7 @@ def _loops(prange):
         imaginary = kind == IMAGINARY  # else real: g (COPY is g = scale = 1)
         total = out.shape[0]
         for c in prange(chunks):
-            for r in range(c * total // chunks, (c + 1) * total // chunks):
+            for r in range(max(c * total // chunks, 0), (c + 1) * total // chunks):
                 p = rows[r]
                 if p < 0:  # an unresolved row
                     if not accumulate:
@@ -407,11 +415,13 @@ def _loops(prange):
         n = out.size
         based = base.size > 0
         for c in prange(chunks):
-            for i in range(c * n // chunks, (c + 1) * n // chunks):
-                acc = base[i] if based else 0.0
+            start, stop = c * n // chunks, (c + 1) * n // chunks
+            o, b, k = out[start:stop], base[start:stop] if based else base, terms[:, start:stop]
+            for i in range(o.size):
+                acc = b[i] if based else 0.0
                 for t in range(which.size):
-                    acc += coefs[t] * terms[which[t], i]
-                out[i] = acc
+                    acc += coefs[t] * k[which[t], i]
+                o[i] = acc
 
     def add_linear(out, linear, u, n, chunks):
         """out ← L u + n (or, with ``n`` empty, out ← out + L u) in one pass, L real and diagonal
@@ -419,14 +429,19 @@ def _loops(prange):
         size = linear.size
         given = n.size > 0
         for c in prange(chunks):
-            for k in range(c * size // chunks, (c + 1) * size // chunks):
-                a = linear[k]
-                if given:
-                    out[2 * k] = a * u[2 * k] + n[2 * k]
-                    out[2 * k + 1] = a * u[2 * k + 1] + n[2 * k + 1]
-                else:
-                    out[2 * k] += a * u[2 * k]
-                    out[2 * k + 1] += a * u[2 * k + 1]
+            start, stop = c * size // chunks, (c + 1) * size // chunks
+            el, o, x = linear[start:stop], out[2 * start:2 * stop], u[2 * start:2 * stop]
+            if given:
+                y = n[2 * start:2 * stop]
+                for k in range(el.size):
+                    a = el[k]
+                    o[2 * k] = a * x[2 * k] + y[2 * k]
+                    o[2 * k + 1] = a * x[2 * k + 1] + y[2 * k + 1]
+            else:
+                for k in range(el.size):
+                    a = el[k]
+                    o[2 * k] += a * x[2 * k]
+                    o[2 * k + 1] += a * x[2 * k + 1]
 
     return SimpleNamespace(flux_product=flux_product, reaction_product=reaction_product, embed=embed,
                            extract=extract, combine=combine, add_linear=add_linear)
