@@ -47,6 +47,17 @@ installed and the padded grid has at least ``sobolev_flow.fused.AUTO_POINTS`` po
 choice is in the settings line (``auto`` as given: it may differ between cases). Compilation
 happens in the warm-up, outside the timings.
 
+With ``--rk4-step DT`` the script instead times the fixed-step path of the solver: per repeat,
+alternating, (a) one ``Solver(model, scheme="rk4", dt=DT).step(inf)`` (its three stage
+evaluations, N at the new state with the monitor, the stage combinations and the per-step
+measurements: energy, dissipation, the state check), (b) the same FFTs in a bare loop, four
+``model.transforms_only()`` calls and nothing else, and (c) the four right-hand sides alone
+(three ``explicit`` calls and one with the monitor). The model starts from μ0 = 1 + ½ f/max|f|,
+f the grid values of the random smooth state. It reports the medians and the ratios step / FFTs
+(target ≤ 1.05) and step / RHS (the stepping's own overhead)::
+
+    PYTHONPATH=. python benchmarks/rhs_vs_fft.py --rk4-step 1e-3 --cases 256x256 512x512 --threads 1 2
+
 Target: ratio ≤ 1.15 with one thread and ≤ 1.3 with two at 256² and 512² (``TARGET_RATIO`` is
 the one-thread target), i.e. the element-wise work of the right-hand side (zero padding,
 gradient, product, divergence, and the reaction under WFR) costs at most 15 % of its FFTs.
@@ -57,6 +68,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import platform
 import statistics
@@ -135,6 +147,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--cases", nargs="+", default=None, metavar="NxN[xN]",
                         help="grid shapes to run instead of the default set, e.g. 256x256 128x128x128")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initial coefficients")
+    parser.add_argument("--rk4-step", type=float, default=None, metavar="DT",
+                        help="time fixed RK4 steps of size DT through the solver against four bare transforms_only() "
+                             "calls (and four right-hand sides) instead")
     parser.add_argument("--json", action="store_true",
                         help="print the results as one JSON object instead of the header and the table")
     args = parser.parse_args(argv)
@@ -278,6 +293,83 @@ def measure_case(shape, threads: int, args: argparse.Namespace) -> Timing:
                   statistics.median(diff), len(rhs))
 
 
+@dataclass(frozen=True)
+class StepTiming:
+    """Medians (in seconds) of the fixed-step case: one RK4 step through the solver, its FFTs in a
+    bare loop (four ``transforms_only``), and its four right-hand sides alone."""
+
+    shape: tuple
+    threads: int
+    step: float
+    fft: float
+    rhs: float
+    repeats: int
+
+
+def measure_step_case(shape, threads: int, args: argparse.Namespace) -> StepTiming:
+    """Interleaved timings of a fixed RK4 step (``Solver.step``), of four ``transforms_only`` calls
+    and of four ``explicit`` calls (the last with the monitor), for one grid and thread count."""
+    from sobolev_flow import Solver
+
+    grid = Torus(shape, dealias="3/2")
+    f = grid.to_physical(smooth_state(grid, np.random.default_rng(args.seed)))
+    mu0 = 1.0 + 0.5 * f / np.abs(f).max()
+    model = SpectralModel(grid, mu0, kernel=SobolevKernel(s=2), geometry=GEOMETRIES[args.geometry],
+                          fft_backend=args.backend, threads=threads, fft_effort=args.effort, kernels=args.kernels)
+    solver = Solver(model, scheme="rk4", dt=args.rk4_step)
+    rho_hat, out = solver.u.copy(), model.empty()
+
+    def time_step():
+        start = time.perf_counter()
+        solver.step(math.inf)
+        return time.perf_counter() - start
+
+    def time_ffts():
+        start = time.perf_counter()
+        for _ in range(4):
+            model.transforms_only()
+        return time.perf_counter() - start
+
+    def time_rhs():
+        start = time.perf_counter()
+        for i in range(4):
+            model.explicit(rho_hat, out, monitor=i == 3)
+        return time.perf_counter() - start
+
+    kinds = (time_step, time_ffts, time_rhs)
+    for _ in range(3):
+        for kind in kinds:
+            kind()
+    samples = {kind: [] for kind in kinds}
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        n = 0
+        while n < args.repeats or min(sum(v) for v in samples.values()) < args.min_time:
+            order = kinds[n % 3:] + kinds[:n % 3]  # rotate the order
+            for kind in order:
+                samples[kind].append(kind())
+            n += 1
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return StepTiming(tuple(shape), model.transform.threads, statistics.median(samples[time_step]),
+                      statistics.median(samples[time_ffts]), statistics.median(samples[time_rhs]), n)
+
+
+def format_step_table(timings) -> str:
+    """A markdown table of the fixed-step timings."""
+    lines = [
+        "| case | threads | RK4 step ms | 4 FFT sets ms | 4 RHS ms | step / FFTs | step / RHS | repeats |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for t in timings:
+        case = f"{len(t.shape)}-D " + "×".join(map(str, t.shape))
+        lines.append(f"| {case} | {t.threads} | {1e3 * t.step:.2f} | {1e3 * t.fft:.2f} | {1e3 * t.rhs:.2f} | "
+                     f"{t.step / t.fft:.3f} | {t.step / t.rhs:.3f} | {t.repeats} |")
+    return "\n".join(lines)
+
+
 def format_table(timings) -> str:
     """A markdown table of the timings."""
     lines = [
@@ -329,6 +421,10 @@ def main(argv=None) -> int:
         if args.backend == "numpy":
             print("(numpy.fft ignores the thread count)")
         print()
+    if args.rk4_step is not None:
+        print(format_step_table([measure_step_case(shape, threads, args) for shape in cases
+                                 for threads in args.threads]))
+        return 0
     timings = []
     for shape in cases:
         for threads in args.threads:

@@ -11,10 +11,19 @@ Two implementations with the same results (up to round-off):
 - ``"numba"``: loops compiled by numba (the ``fast`` extra), one pass each, compiled on first
   use and cached on disk (``cache=True``), so only the first run on a machine pays the compile.
 
+The compiled loops come in two variants: one thread, and a parallel one (``parallel=True``)
+splitting each pass into ``threads`` blocks on numba's threads (its thread count is left as it
+is; at most ``threads`` blocks are busy). The results of the two are the same to the last bit (the
+monitor's extrema are combined over the blocks). Models use the parallel variant with
+``threads`` > 1 only when :data:`PARALLEL` is set (it is not by default: see there). Each variant
+is compiled once per machine (a few seconds each; loading them from the cache then takes well
+under a second).
+
 ``"auto"`` (the default) takes numba when it is installed and the grid is large enough for the
 savings to repay loading it (:data:`AUTO_POINTS`). :func:`select` resolves a choice;
 :func:`products` gives the grid-space products, :func:`spectral` the padding and truncation
-kernels of :class:`~sobolev_flow.transforms.PaddedTransform`.
+kernels of :class:`~sobolev_flow.transforms.PaddedTransform`, :func:`stepping` the stage
+combinations of the explicit Runge–Kutta stepper (:mod:`sobolev_flow.steppers`).
 
 Grid-space products (fields flattened, μ − ν̄ written m)::
 
@@ -29,6 +38,11 @@ Spectral kernels (arrays seen as (rows, columns): every axis but the last flatte
 
 with c_{rq} = 1, g or i g, g = scale · r_k[r] · c_k[q] (i k_j is i g with k_j along the rows or
 the columns). Minima and maxima propagate NaN, as numpy's do, so a non-finite state is seen.
+
+Stage combinations (complex arrays as float views, L real and diagonal)::
+
+    combine:     out = base + Σ_t c_t K[which[t]]      (U_i = u + h Σ_j a_ij k_j, the update)
+    add_linear:  out = L u + n,  or  out ← out + L u    (k_i = L U_i + N(U_i))
 """
 
 from __future__ import annotations
@@ -44,12 +58,26 @@ from types import SimpleNamespace
 
 import numpy as np
 
-__all__ = ["KERNELS", "select", "products", "spectral", "view"]
+__all__ = ["KERNELS", "PARALLEL", "select", "kernel_threads", "products", "spectral", "stepping", "view"]
 
 log = logging.getLogger(__name__)
 
 #: Choices of the ``kernels`` option.
 KERNELS = ("auto", "numba", "numpy")
+
+#: Whether a model with ``threads`` > 1 runs the compiled loops in parallel (:func:`kernel_threads`).
+#: Off: on a 2-core machine the parallel loops made the right-hand side slower with 2 threads
+#: (``benchmarks/rhs_passes.py``): numba's thread pool and FFTW's (pyFFTW's own OpenMP runtime)
+#: wait for work by spinning, and alternating parallel regions of the two runtimes on the same
+#: cores stall each other (256²: 2.2 ms serial loops, 43 ms parallel, 4.3 ms with numba's
+#: workqueue layer). Set it before building a model to use the parallel variant.
+PARALLEL = False
+
+
+def kernel_threads(threads: int) -> int:
+    """The threads the compiled loops of a model on ``threads`` FFT threads use: ``threads`` when
+    :data:`PARALLEL`, else 1."""
+    return int(threads) if PARALLEL else 1
 
 
 #: Padded grid points from which ``"auto"`` takes numba: below, the right-hand side saves
@@ -108,8 +136,9 @@ def view(a: np.ndarray, shape) -> np.ndarray:
 
 
 # ============================================================================ numpy
-def _flux_product_numpy(work, mu, speed2, offset, scratch, first, last, monitor):
-    """The numpy passes of :func:`flux_product` (same contract; ``scratch`` holds (∂_jψ)²)."""
+def _flux_product_numpy(work, mu, speed2, offset, scratch, first, last, monitor, chunks=1):
+    """The numpy passes of :func:`flux_product` (same contract; ``scratch`` holds (∂_jψ)²;
+    ``chunks`` is ignored)."""
     low, high = math.inf, 0.0
     if first and offset.size:
         mu += offset
@@ -128,36 +157,16 @@ def _flux_product_numpy(work, mu, speed2, offset, scratch, first, last, monitor)
     return low, high
 
 
-def _reaction_product_numpy(field, mu, monitor):
-    """The numpy passes of :func:`reaction_product` (same contract)."""
+def _reaction_product_numpy(field, mu, monitor, chunks=1):
+    """The numpy passes of :func:`reaction_product` (same contract; ``chunks`` is ignored)."""
     high = float(np.max(np.abs(field), initial=0.0)) if monitor else 0.0
     field *= mu
     return high
 
 
-# ============================================================================ loops for numba
-def flux_product(work, mu, speed2, offset, scratch, first, last, monitor):
-    """F = m ∂_jψ in place of ``work`` = ∂_jψ, with m = μ − ν̄ (and the monitor reductions).
-
-    Parameters
-    ----------
-    work : ndarray, 1-D float
-        ∂_jψ on the padded grid (flattened); receives F_j = m ∂_jψ.
-    mu : ndarray, 1-D float
-        m = μ − ν̄ − (ν − ν̄) before the first axis when ``offset`` is given (then m ← m + offset),
-        else m = μ − ν̄.
-    speed2 : ndarray, 1-D float
-        Σ_{i<j} (∂_iψ)² from the previous axes; receives Σ_{i≤j} (∂_iψ)² unless ``last`` (then
-        it is left as it is; unused when not ``monitor``, or when ``first`` and ``last``).
-    offset : ndarray, 1-D float
-        ν − ν̄ on the padded grid, added to ``mu`` at the first axis (a non-uniform target), or
-        an empty array (none).
-    scratch : ndarray, 1-D float
-        Work memory of the numpy implementation (unused by the loops).
-    first, last : bool
-        Whether j is the first or the last axis.
-    monitor : bool
-        Compute the reductions.
+def _flux_product_compiled(loop, work, mu, speed2, offset, scratch, first, last, monitor, chunks):
+    """The flux product with the compiled ``loop`` (:func:`flux_product`: the product in one pass)
+    and the monitor's reductions by numpy.
 
     Returns
     -------
@@ -165,189 +174,312 @@ def flux_product(work, mu, speed2, offset, scratch, first, last, monitor):
         min m over the grid at the first axis when monitoring (NaN if any m is NaN), else inf.
     high : float
         max |∇ψ|² = max Σ_i (∂_iψ)² at the last axis when monitoring (NaN propagates), else 0.
-
-    Notes
-    -----
-    Without ``monitor`` the product is a loop of its own, which vectorises.
     """
-    n = work.size
-    add = first and offset.size > 0
+    loop(work, mu, speed2, offset, scratch, first, last, monitor, chunks)
     if not monitor:
-        if add:
-            for i in range(n):
-                m = mu[i] + offset[i]
-                mu[i] = m
-                work[i] *= m
-        else:
-            for i in range(n):
-                work[i] *= mu[i]
         return math.inf, 0.0
-    low, high = math.inf, 0.0  # a NaN, once met, stays
-    for i in range(n):
-        g, m = work[i], mu[i]
-        if add:
-            m += offset[i]
-            mu[i] = m
-        if first:
-            if m < low or m != m:
-                low = m if low == low else low
-            s = g * g
-        else:
-            s = speed2[i] + g * g
-        if last:
-            if s > high or s != s:
-                high = s if high == high else high
-        else:
-            speed2[i] = s
-        work[i] = g * m
+    low = float(np.min(mu, initial=math.inf)) if first else math.inf
+    high = float(np.max(scratch, initial=0.0)) if last else 0.0
     return low, high
 
 
-def reaction_product(field, mu, monitor):
-    """R = m ψ in place of ``field`` = ψ (m = μ − ν̄); returns max |ψ| when ``monitor`` (NaN
-    propagates), else 0."""
-    high = 0.0
-    if monitor:
-        for i in range(field.size):
-            a = abs(field[i])
-            if a > high or a != a:
-                high = a if high == high else high
-    for i in range(field.size):
-        field[i] *= mu[i]
+def _reaction_product_compiled(loop, field, mu, monitor, chunks):
+    """:func:`reaction_product`'s contract with the compiled ``loop``: max |ψ| = max(max ψ, −min ψ)
+    by numpy (NaN propagates) when monitoring, then R = m ψ in one pass."""
+    high = float(np.maximum(np.max(field, initial=0.0), -np.min(field, initial=0.0))) if monitor else 0.0
+    loop(field, mu, chunks)
     return high
+
+
+# ============================================================================ loops for numba
+def _loops(prange):
+    """The compiled kernels' loops, with ``prange`` = ``range`` (one thread) or ``numba.prange``
+    (compiled with ``parallel=True``: the ``chunks`` blocks run on numba's threads).
+
+    Every kernel splits its index range into ``chunks`` contiguous blocks, the outer loop runs
+    over the blocks; with ``range`` and one chunk it is the plain loop. The element-wise loops index
+    each block through slices from 0 (see :func:`flux_product`); the row loops start at max(·, 0). The two variants are two
+    closures of this function, so numba's disk cache keeps them apart (its key hashes the
+    closure's cells)."""
+
+    def flux_product(work, mu, speed2, offset, scratch, first, last, monitor, chunks):
+        """F = m ∂_jψ in place of ``work`` = ∂_jψ, with m = μ − ν̄, and, when monitoring, the sums
+        of squares S_j = Σ_{i≤j} (∂_iψ)² the monitor reduces (:func:`products` wraps this loop).
+
+        Parameters
+        ----------
+        work : ndarray, 1-D float
+            ∂_jψ on the padded grid (flattened); receives F_j = m ∂_jψ.
+        mu : ndarray, 1-D float
+            m = μ − ν̄ − (ν − ν̄) before the first axis when ``offset`` is given (then m ← m + offset),
+            else m = μ − ν̄.
+        speed2 : ndarray, 1-D float
+            S_{j−1} from the previous axes; receives S_j unless ``last``.
+        offset : ndarray, 1-D float
+            ν − ν̄ on the padded grid, added to ``mu`` at the first axis (a non-uniform target), or
+            an empty array (none).
+        scratch : ndarray, 1-D float
+            Receives S_j at the last axis when monitoring (``speed2`` is then left as it is).
+        first, last : bool
+            Whether j is the first or the last axis.
+        monitor : bool
+            Form S_j.
+        chunks : int
+            Blocks of the index range (threads of the parallel variant).
+
+        Notes
+        -----
+        The loop has no reduction and no branch that depends on the data, so it vectorises; the
+        monitor's min m and max S are numpy's reductions after it (which propagate NaN).
+        """
+        n = work.size
+        add = first and offset.size > 0
+        for c in prange(chunks):
+            start, stop = c * n // chunks, (c + 1) * n // chunks
+            # the block as slices, indexed from 0: known non-negative indices need no wraparound,
+            # which would keep the loops from vectorising
+            f, m = work[start:stop], mu[start:stop]
+            s = (scratch if last else speed2)[start:stop]
+            if not monitor:
+                if add:
+                    o = offset[start:stop]
+                    for i in range(f.size):
+                        v = m[i] + o[i]
+                        m[i] = v
+                        f[i] *= v
+                else:
+                    for i in range(f.size):
+                        f[i] *= m[i]
+            elif first and add:
+                o = offset[start:stop]
+                for i in range(f.size):
+                    g, v = f[i], m[i] + o[i]
+                    m[i] = v
+                    s[i] = g * g
+                    f[i] = g * v
+            elif first:
+                for i in range(f.size):
+                    g = f[i]
+                    s[i] = g * g
+                    f[i] = g * m[i]
+            else:
+                previous = speed2[start:stop]
+                for i in range(f.size):
+                    g = f[i]
+                    s[i] = previous[i] + g * g
+                    f[i] = g * m[i]
+
+    def reaction_product(field, mu, chunks):
+        """R = m ψ in place of ``field`` = ψ (m = μ − ν̄), in ``chunks`` blocks."""
+        n = field.size
+        for c in prange(chunks):
+            f, m = field[c * n // chunks:(c + 1) * n // chunks], mu[c * n // chunks:(c + 1) * n // chunks]
+            for i in range(f.size):
+                f[i] *= m[i]
+
+    def embed(spec, f, weights, rows, ncols, kind, scale, row_k, col_k, chunks):
+        """spec[p, q] ← c_{rq} w_{rq} f[r, q] with r = rows[p] ≥ 0 and q < ncols, else 0.
+
+        The multiplier is c_{rq} = 1 (``kind`` COPY) or i g (IMAGINARY) with
+        g = scale row_k[r] col_k[q]; complex arrays are passed as float views, (re, im) pairs.
+
+        Parameters
+        ----------
+        spec : ndarray, float, (P, 2Q)
+            The padded spectral array, every axis but the last flattened into rows.
+        f : ndarray, float, (R, 2C)
+            The coefficients on the unpadded layout, likewise flattened.
+        weights : ndarray, float, (R, C) or (0, 0)
+            Real weights w (the kernel's K̂), or none (w = 1).
+        rows : ndarray of int, (P,)
+            The row of ``f`` each padded row takes, or −1 (a padding row).
+        ncols : int
+            Complex columns taken (the rest of each padded row is padding).
+        kind : int
+            COPY or IMAGINARY.
+        scale : float
+        row_k, col_k : ndarray of float, (R,) and (C,)
+            Row and column factors (wavenumbers, or ones).
+        chunks : int
+            Blocks of rows (threads of the parallel variant).
+        """
+        weighted = weights.size > 0
+        total = spec.shape[0]
+        for c in prange(chunks):
+            for p in range(max(c * total // chunks, 0), (c + 1) * total // chunks):
+                r = rows[p]
+                if r < 0:  # a padding row
+                    spec[p, :] = 0.0
+                    continue
+                spec[p, 2 * ncols:] = 0.0  # the padding columns
+                a = scale * row_k[r]
+                if kind == COPY and not weighted:
+                    for q in range(2 * ncols):
+                        spec[p, q] = f[r, q]
+                elif kind == COPY:
+                    for q in range(ncols):
+                        w = weights[r, q]
+                        spec[p, 2 * q] = w * f[r, 2 * q]
+                        spec[p, 2 * q + 1] = w * f[r, 2 * q + 1]
+                elif weighted:  # i g w f, as (w f) times i g
+                    for q in range(ncols):
+                        g = a * col_k[q]
+                        w = weights[r, q]
+                        spec[p, 2 * q] = -(g * (w * f[r, 2 * q + 1]))
+                        spec[p, 2 * q + 1] = g * (w * f[r, 2 * q])
+                else:
+                    for q in range(ncols):
+                        g = a * col_k[q]
+                        spec[p, 2 * q] = -(g * f[r, 2 * q + 1])
+                        spec[p, 2 * q + 1] = g * f[r, 2 * q]
+
+    def extract(out, spec, rows, ncols, kind, scale, row_k, col_k, accumulate, chunks):
+        """out[r, q] ← (out[r, q] +) c_{rq} spec[rows[r], q] for rows[r] ≥ 0 and q < ncols; the other
+        entries ← 0 (left as they are when ``accumulate``).
+
+        Parameters
+        ----------
+        out : ndarray, float, (R, 2C)
+            Coefficients on the unpadded layout as (re, im) pairs, every axis but the last
+            flattened into rows.
+        spec : ndarray, float, (P, 2Q)
+            The padded spectral array, likewise.
+        rows : ndarray of int, (R,)
+            The padded row each row of ``out`` takes, or −1 (an unresolved row).
+        ncols : int
+            Resolved complex columns.
+        kind, scale, row_k, col_k
+            The multiplier c_{rq} = i g (``kind`` IMAGINARY) or g (REAL, and COPY with scale 1),
+            g = scale row_k[r] col_k[q].
+        accumulate : bool
+            Add to ``out`` instead of overwriting it.
+        chunks : int
+            Blocks of rows (threads of the parallel variant).
+        """
+        imaginary = kind == IMAGINARY  # else real: g (COPY is g = scale = 1)
+        total = out.shape[0]
+        for c in prange(chunks):
+            for r in range(max(c * total // chunks, 0), (c + 1) * total // chunks):
+                p = rows[r]
+                if p < 0:  # an unresolved row
+                    if not accumulate:
+                        out[r, :] = 0.0
+                    continue
+                if not accumulate:
+                    out[r, 2 * ncols:] = 0.0  # the unresolved columns
+                a = scale * row_k[r]
+                if imaginary and accumulate:
+                    for q in range(ncols):
+                        g = a * col_k[q]
+                        re, im = spec[p, 2 * q], spec[p, 2 * q + 1]
+                        out[r, 2 * q] += -(g * im)
+                        out[r, 2 * q + 1] += g * re
+                elif imaginary:
+                    for q in range(ncols):
+                        g = a * col_k[q]
+                        re, im = spec[p, 2 * q], spec[p, 2 * q + 1]
+                        out[r, 2 * q] = -(g * im)
+                        out[r, 2 * q + 1] = g * re
+                elif accumulate:
+                    for q in range(ncols):
+                        g = a * col_k[q]
+                        out[r, 2 * q] += g * spec[p, 2 * q]
+                        out[r, 2 * q + 1] += g * spec[p, 2 * q + 1]
+                else:
+                    for q in range(ncols):
+                        g = a * col_k[q]
+                        out[r, 2 * q] = g * spec[p, 2 * q]
+                        out[r, 2 * q + 1] = g * spec[p, 2 * q + 1]
+
+    def combine(out, base, coefs, terms, which, chunks):
+        """out ← base + Σ_t coefs[t] terms[which[t]] in one pass (complex arrays as float views).
+
+        The terms are added one after the other in the order of ``which``, as the numpy
+        stepper's ``out += c x`` does, so the result is the same to the last bit.
+
+        Parameters
+        ----------
+        out : ndarray, 1-D float
+            Receives the combination (may be ``base`` itself).
+        base : ndarray, 1-D float
+            The first term, or an empty array (none: the sum starts at 0).
+        coefs : ndarray, 1-D float
+            Real coefficients, one per entry of ``which``.
+        terms : ndarray, 2-D float
+            Rows the combination takes (e.g. the stage slopes k_j of a Runge–Kutta step).
+        which : ndarray of int
+            The rows of ``terms`` taken, in order.
+        chunks : int
+            Blocks of the index range (threads of the parallel variant).
+        """
+        n = out.size
+        based = base.size > 0
+        for c in prange(chunks):
+            start, stop = c * n // chunks, (c + 1) * n // chunks
+            o, b, k = out[start:stop], base[start:stop] if based else base, terms[:, start:stop]
+            for i in range(o.size):
+                acc = b[i] if based else 0.0
+                for t in range(which.size):
+                    acc += coefs[t] * k[which[t], i]
+                o[i] = acc
+
+    def add_linear(out, linear, u, n, chunks):
+        """out ← L u + n (or, with ``n`` empty, out ← out + L u) in one pass, L real and diagonal
+        (one entry per complex coefficient), the complex arrays as float views (re, im) pairs."""
+        size = linear.size
+        given = n.size > 0
+        for c in prange(chunks):
+            start, stop = c * size // chunks, (c + 1) * size // chunks
+            el, o, x = linear[start:stop], out[2 * start:2 * stop], u[2 * start:2 * stop]
+            if given:
+                y = n[2 * start:2 * stop]
+                for k in range(el.size):
+                    a = el[k]
+                    o[2 * k] = a * x[2 * k] + y[2 * k]
+                    o[2 * k + 1] = a * x[2 * k + 1] + y[2 * k + 1]
+            else:
+                for k in range(el.size):
+                    a = el[k]
+                    o[2 * k] += a * x[2 * k]
+                    o[2 * k + 1] += a * x[2 * k + 1]
+
+    return SimpleNamespace(flux_product=flux_product, reaction_product=reaction_product, embed=embed,
+                           extract=extract, combine=combine, add_linear=add_linear)
 
 
 #: Multipliers of :func:`embed` and :func:`extract`: none, a real g, an imaginary i g.
 COPY, REAL, IMAGINARY = 0, 1, 2
 
-
-def embed(spec, f, weights, rows, ncols, kind, scale, row_k, col_k):
-    """spec[p, q] ← c_{rq} w_{rq} f[r, q] with r = rows[p] ≥ 0 and q < ncols, else 0.
-
-    The multiplier is c_{rq} = 1 (``kind`` COPY) or i g (IMAGINARY) with
-    g = scale row_k[r] col_k[q]; complex arrays are passed as float views, (re, im) pairs.
-
-    Parameters
-    ----------
-    spec : ndarray, float, (P, 2Q)
-        The padded spectral array, every axis but the last flattened into rows.
-    f : ndarray, float, (R, 2C)
-        The coefficients on the unpadded layout, likewise flattened.
-    weights : ndarray, float, (R, C) or (0, 0)
-        Real weights w (the kernel's K̂), or none (w = 1).
-    rows : ndarray of int, (P,)
-        The row of ``f`` each padded row takes, or −1 (a padding row).
-    ncols : int
-        Complex columns taken (the rest of each padded row is padding).
-    kind : int
-        COPY or IMAGINARY.
-    scale : float
-    row_k, col_k : ndarray of float, (R,) and (C,)
-        Row and column factors (wavenumbers, or ones).
-    """
-    weighted = weights.size > 0
-    for p in range(spec.shape[0]):
-        r = rows[p]
-        if r < 0:  # a padding row
-            spec[p, :] = 0.0
-            continue
-        spec[p, 2 * ncols:] = 0.0  # the padding columns
-        a = scale * row_k[r]
-        if kind == COPY and not weighted:
-            for q in range(2 * ncols):
-                spec[p, q] = f[r, q]
-        elif kind == COPY:
-            for q in range(ncols):
-                w = weights[r, q]
-                spec[p, 2 * q] = w * f[r, 2 * q]
-                spec[p, 2 * q + 1] = w * f[r, 2 * q + 1]
-        elif weighted:  # i g w f, as (w f) times i g
-            for q in range(ncols):
-                g = a * col_k[q]
-                w = weights[r, q]
-                spec[p, 2 * q] = -(g * (w * f[r, 2 * q + 1]))
-                spec[p, 2 * q + 1] = g * (w * f[r, 2 * q])
-        else:
-            for q in range(ncols):
-                g = a * col_k[q]
-                spec[p, 2 * q] = -(g * f[r, 2 * q + 1])
-                spec[p, 2 * q + 1] = g * f[r, 2 * q]
-
-
-def extract(out, spec, rows, ncols, kind, scale, row_k, col_k, accumulate):
-    """out[r, q] ← (out[r, q] +) c_{rq} spec[rows[r], q] for rows[r] ≥ 0 and q < ncols; the other
-    entries ← 0 (left as they are when ``accumulate``).
-
-    Parameters
-    ----------
-    out : ndarray, float, (R, 2C)
-        Coefficients on the unpadded layout as (re, im) pairs, every axis but the last
-        flattened into rows.
-    spec : ndarray, float, (P, 2Q)
-        The padded spectral array, likewise.
-    rows : ndarray of int, (R,)
-        The padded row each row of ``out`` takes, or −1 (an unresolved row).
-    ncols : int
-        Resolved complex columns.
-    kind, scale, row_k, col_k
-        The multiplier c_{rq} = i g (``kind`` IMAGINARY) or g (REAL, and COPY with scale 1),
-        g = scale row_k[r] col_k[q].
-    accumulate : bool
-        Add to ``out`` instead of overwriting it.
-    """
-    imaginary = kind == IMAGINARY  # else real: g (COPY is g = scale = 1)
-    for r in range(out.shape[0]):
-        p = rows[r]
-        if p < 0:  # an unresolved row
-            if not accumulate:
-                out[r, :] = 0.0
-            continue
-        if not accumulate:
-            out[r, 2 * ncols:] = 0.0  # the unresolved columns
-        a = scale * row_k[r]
-        if imaginary and accumulate:
-            for q in range(ncols):
-                g = a * col_k[q]
-                re, im = spec[p, 2 * q], spec[p, 2 * q + 1]
-                out[r, 2 * q] += -(g * im)
-                out[r, 2 * q + 1] += g * re
-        elif imaginary:
-            for q in range(ncols):
-                g = a * col_k[q]
-                re, im = spec[p, 2 * q], spec[p, 2 * q + 1]
-                out[r, 2 * q] = -(g * im)
-                out[r, 2 * q + 1] = g * re
-        elif accumulate:
-            for q in range(ncols):
-                g = a * col_k[q]
-                out[r, 2 * q] += g * spec[p, 2 * q]
-                out[r, 2 * q + 1] += g * spec[p, 2 * q + 1]
-        else:
-            for q in range(ncols):
-                g = a * col_k[q]
-                out[r, 2 * q] = g * spec[p, 2 * q]
-                out[r, 2 * q + 1] = g * spec[p, 2 * q + 1]
+_serial_loops = _loops(range)
+flux_product, reaction_product = _serial_loops.flux_product, _serial_loops.reaction_product
+embed, extract = _serial_loops.embed, _serial_loops.extract
 
 
 # ============================================================================ selection
 @functools.cache
-def _compiled() -> SimpleNamespace:
+def _compiled(parallel=False) -> SimpleNamespace:
     """The loops above compiled by numba for their one signature each (on first call; cached on
-    disk, so a later process loads them instead of compiling)."""
+    disk, so a later process loads them instead of compiling): one thread, or with ``parallel``
+    the variant whose blocks run on numba's threads."""
     import numba
     from numba import boolean, float64, int64
 
     vector, matrix, rows = float64[::1], float64[:, ::1], int64[::1]
-    jit = functools.partial(numba.njit, cache=True, nogil=True)
+    jit = functools.partial(numba.njit, cache=True, nogil=True, parallel=parallel)
+    loops = _loops(numba.prange) if parallel else _serial_loops
     start = time.perf_counter()
     out = SimpleNamespace(
-        flux_product=jit(numba.types.UniTuple(float64, 2)(vector, vector, vector, vector, vector, boolean, boolean,
-                                                          boolean))(flux_product),
-        reaction_product=jit(float64(vector, vector, boolean))(reaction_product),
-        embed=jit(numba.void(matrix, matrix, matrix, rows, int64, int64, float64, vector, vector))(embed),
-        extract=jit(numba.void(matrix, matrix, rows, int64, int64, float64, vector, vector, boolean))(extract),
+        flux_product=jit(numba.void(vector, vector, vector, vector, vector, boolean, boolean, boolean,
+                                    int64))(loops.flux_product),
+        reaction_product=jit(numba.void(vector, vector, int64))(loops.reaction_product),
+        embed=jit(numba.void(matrix, matrix, matrix, rows, int64, int64, float64, vector, vector, int64))(loops.embed),
+        extract=jit(numba.void(matrix, matrix, rows, int64, int64, float64, vector, vector, boolean,
+                               int64))(loops.extract),
+        combine=jit(numba.void(vector, vector, vector, matrix, rows, int64))(loops.combine),
+        add_linear=jit(numba.void(vector, vector, vector, vector, int64))(loops.add_linear),
     )
-    log.debug("fused kernels ready (numba %s) in %.2f s", numba.__version__, time.perf_counter() - start)
+    log.debug("fused kernels ready (numba %s%s) in %.2f s", numba.__version__, ", parallel" if parallel else "",
+              time.perf_counter() - start)
     _no_colorama_exit_reset()
     return out
 
@@ -364,16 +496,31 @@ def _no_colorama_exit_reset():
         atexit.unregister(colorama.reset_all)
 
 
-def products(kernels: str) -> SimpleNamespace:
+def products(kernels: str, threads: int = 1) -> SimpleNamespace:
     """``flux_product`` and ``reaction_product`` of an implementation ("numba" or "numpy", as
-    :func:`select` returns); both take flattened views."""
+    :func:`select` returns), both taking flattened views and, last, the number of blocks
+    ``chunks`` (ignored by numpy), which is given as the attribute ``chunks`` = ``threads``.
+
+    With ``threads`` > 1 the compiled loops are the parallel variant: ``chunks`` blocks on
+    numba's threads (at most ``threads`` of them busy, whatever numba's own thread count)."""
     if kernels == "numba":
-        compiled = _compiled()
-        return SimpleNamespace(flux_product=compiled.flux_product, reaction_product=compiled.reaction_product)
-    return SimpleNamespace(flux_product=_flux_product_numpy, reaction_product=_reaction_product_numpy)
+        compiled = _compiled(threads > 1)
+        return SimpleNamespace(flux_product=functools.partial(_flux_product_compiled, compiled.flux_product),
+                               reaction_product=functools.partial(_reaction_product_compiled,
+                                                                  compiled.reaction_product),
+                               chunks=int(threads))
+    return SimpleNamespace(flux_product=_flux_product_numpy, reaction_product=_reaction_product_numpy, chunks=1)
 
 
-def spectral() -> SimpleNamespace:
-    """The compiled ``embed`` and ``extract`` kernels (numba)."""
-    compiled = _compiled()
-    return SimpleNamespace(embed=compiled.embed, extract=compiled.extract)
+def spectral(threads: int = 1) -> SimpleNamespace:
+    """The compiled ``embed`` and ``extract`` kernels (numba), parallel with ``threads`` > 1 (as
+    :func:`products`), and ``chunks`` = ``threads``."""
+    compiled = _compiled(threads > 1)
+    return SimpleNamespace(embed=compiled.embed, extract=compiled.extract, chunks=int(threads))
+
+
+def stepping(threads: int = 1) -> SimpleNamespace:
+    """The compiled ``combine`` and ``add_linear`` kernels of the Runge–Kutta stage combinations
+    (numba), parallel with ``threads`` > 1 (as :func:`products`), and ``chunks`` = ``threads``."""
+    compiled = _compiled(threads > 1)
+    return SimpleNamespace(combine=compiled.combine, add_linear=compiled.add_linear, chunks=int(threads))

@@ -341,14 +341,38 @@ class _Stepper:
         return True
 
 
+def _combination(weights) -> tuple:
+    """(coefficients, rows) of the non-zero ``weights``, as :func:`sobolev_flow.fused.combine` takes them."""
+    rows = [j for j, w in enumerate(weights) if w != 0]
+    return np.array([weights[j] for j in rows], dtype=float), np.array(rows, dtype=np.int64)
+
+
 class _ExplicitRKStepper(_Stepper):
+    """With a model whose element-wise work is compiled (``model.kernels == "numba"``, complex
+    states) each stage value U_i = u + h Σ_j a_ij k_j, each slope k_i = L U_i + N(U_i) and the
+    update u + h Σ_i b_i k_i (and the error estimate's combination) is one pass of
+    :mod:`sobolev_flow.fused` over the slopes, kept in one block; the results are those of the
+    numpy passes to the last bit (the same operations in the same order)."""
+
     def __init__(self, scheme, model):
         super().__init__(scheme, model)
-        self._k = [model.empty() for _ in range(self.stages)]
+        self._fused = _stepping_kernels(model)
+        if self._fused is None:
+            self._k = [model.empty() for _ in range(self.stages)]
+        else:
+            block = np.empty((self.stages,) + self._u.shape, complex)
+            self._k = list(block)
+            self._slopes = block.reshape(self.stages, -1).view(float)
+            self._linear = None if self.linear is None else np.ascontiguousarray(self.linear, dtype=float).reshape(-1)
+            self._no_base = np.empty(0)
+            self._stage_weights = [None] + [_combination(a) for a in scheme.a[1:]]
+            self._update_weights = _combination(scheme.b)
         if self.embedded:
             b_hat = _padded(scheme.b_hat, self.stages + 1)
             self._b_diff = [b - bh for b, bh in zip(scheme.b, b_hat)]
             self._b_hat_new = b_hat[self.stages]
+            if self._fused is not None:
+                self._diff_weights = _combination(self._b_diff)
 
     def _slope(self, u, n, out):
         """out ← f(u) = L u + N(u) given N(u) in ``n`` (N alone for a model without a linear part)."""
@@ -360,6 +384,9 @@ class _ExplicitRKStepper(_Stepper):
         return out
 
     def step(self, u, h, n0, out, err=None):
+        if self._fused is not None and all(a.flags.c_contiguous for a in (u, n0, out)) and (
+                err is None or err.flags.c_contiguous):
+            return self._step_fused(u, h, n0, out, err)
         k, stage = self._k, self._u
         self._slope(u, n0, k[0])
         for i in range(1, self.stages):
@@ -379,12 +406,46 @@ class _ExplicitRKStepper(_Stepper):
             self._accumulate(err, [(h * d, k[i]) for i, d in enumerate(self._b_diff)])
         return out
 
+    def _step_fused(self, u, h, n0, out, err):
+        """:meth:`step` with the compiled combinations (one pass each)."""
+        kernels, slopes, stage, linear = self._fused, self._slopes, self._u, self._linear
+        chunks = kernels.chunks
+        flat_u, flat_stage = u.reshape(-1).view(float), stage.reshape(-1).view(float)
+        if linear is None:
+            self._k[0][...] = n0
+        else:
+            kernels.add_linear(slopes[0], linear, flat_u, n0.reshape(-1).view(float), chunks)
+        for i in range(1, self.stages):
+            coefs, rows = self._stage_weights[i]
+            kernels.combine(flat_stage, flat_u, h * coefs, slopes, rows, chunks)
+            self.model.explicit(stage, out=self._k[i])
+            if linear is not None:
+                kernels.add_linear(slopes[i], linear, flat_stage, self._no_base, chunks)
+        coefs, rows = self._update_weights
+        kernels.combine(out.reshape(-1).view(float), flat_u, h * coefs, slopes, rows, chunks)
+        if err is not None:
+            self._require_embedded()
+            coefs, rows = self._diff_weights
+            kernels.combine(err.reshape(-1).view(float), self._no_base, h * coefs, slopes, rows, chunks)
+        return out
+
     def complete_error(self, err, h, u_new, n_new):
         """err −= h b̂_{s+1} f(u_new), given N(u_new) in ``n_new``."""
         if self._b_hat_new:
             self._slope(u_new, n_new, self._tmp)
             self._accumulate(err, [(-h * self._b_hat_new, self._tmp)], tmp=self._u)
         return err
+
+
+def _stepping_kernels(model):
+    """The compiled stage combinations (:func:`sobolev_flow.fused.stepping`, on
+    :func:`~sobolev_flow.fused.kernel_threads` of the model's transform's threads) for a model whose element-wise work is compiled and whose states are
+    complex, else None (the numpy passes)."""
+    if getattr(model, "kernels", None) != "numba" or model.empty().dtype != np.complex128:
+        return None
+    from . import fused
+
+    return fused.stepping(fused.kernel_threads(getattr(getattr(model, "transform", None), "threads", 1)))
 
 
 class _IMEXRKStepper(_Stepper):

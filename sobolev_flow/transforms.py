@@ -134,7 +134,7 @@ class PaddedTransform(_Multipliers):
         self._padding = _padding_slabs(grid)
         self._unresolved = _unresolved_slabs(grid)
         self._setup_multipliers(grid.spectral_shape)
-        self._fused = _FusedMaps(grid) if self.kernels == "numba" else None
+        self._fused = _FusedMaps(grid, fused.kernel_threads(self.threads)) if self.kernels == "numba" else None
 
     def wavenumbers(self) -> tuple:
         """k_j as vectors broadcastable to the spectral layout."""
@@ -285,9 +285,10 @@ class _FusedMaps:
     takes the padded rows' source rows (−1: padding) and the number of columns the embedding
     copies; ``extract`` the unpadded rows' padded rows (−1: an unresolved row) and the number of
     resolved columns; both the row and column wavenumbers of every axis for the multipliers.
+    With ``threads`` > 1 the kernels run in that many blocks of rows on numba's threads.
     """
 
-    def __init__(self, grid: Torus):
+    def __init__(self, grid: Torus, threads=1):
         d, lead, padded_lead = grid.d, grid.spectral_shape[:-1], grid.padded_spectral_shape[:-1]
         source = np.arange(math.prod(lead)).reshape(lead)
         rows = np.full(padded_lead, -1, dtype=np.int64)
@@ -317,14 +318,14 @@ class _FusedMaps:
         self.row_k.append(ones_rows)  # axis None: no wavenumber
         self.col_k.append(ones_cols)
         self._no_weights = np.empty((0, 0))
-        self._kernels = fused.spectral()
+        self._kernels = fused.spectral(threads)
 
     def embed(self, spec, f_hat, axis, weights):
         """spec ← w (i k_axis) f_hat zero-padded (see :func:`sobolev_flow.fused.embed`)."""
         kind, a = (fused.COPY, -1) if axis is None else (fused.IMAGINARY, axis)
         w = self._no_weights if weights is None else fused.view(weights, (self.rows, self.cols))
         self._kernels.embed(_pairs(spec, self.padded), _pairs(f_hat, (self.rows, self.cols)), w, self.embed_rows,
-                            self.embed_cols, kind, 1.0, self.row_k[a], self.col_k[a])
+                            self.embed_cols, kind, 1.0, self.row_k[a], self.col_k[a], self._kernels.chunks)
 
     def extract(self, out, spec, axis, factor, accumulate):
         """out (+)← factor (i k_axis) spec truncated (see :func:`sobolev_flow.fused.extract`)."""
@@ -333,7 +334,8 @@ class _FusedMaps:
         else:
             kind, a = fused.IMAGINARY, axis
         self._kernels.extract(_pairs(out, (self.rows, self.cols)), _pairs(spec, self.padded), self.extract_rows,
-                              self.extract_cols, kind, float(factor), self.row_k[a], self.col_k[a], bool(accumulate))
+                              self.extract_cols, kind, float(factor), self.row_k[a], self.col_k[a], bool(accumulate),
+                              self._kernels.chunks)
 
 
 def _pairs(a: np.ndarray, shape) -> np.ndarray:

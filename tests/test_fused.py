@@ -95,7 +95,7 @@ def test_products_reduce_as_numpy_with_a_single_nan_anywhere(first, last, offset
         with np.errstate(invalid="ignore"):
             for kernels in (compiled, reference):
                 w, m, s = work.copy(), mu.copy(), speed2.copy()
-                low, high = kernels.flux_product(w, m, s, off, np.empty(n), first, last, True)
+                low, high = kernels.flux_product(w, m, s, off, np.empty(n), first, last, True, kernels.chunks)
                 outputs.append((low, high, w, m, s))
         for x, y in zip(*outputs):
             np.testing.assert_array_equal(x, y)
@@ -110,7 +110,7 @@ def test_reaction_product_max_abs_psi_as_numpy(rng):
     out = {}
     for kernels in ("numba", "numpy"):
         field = psi.copy()
-        out[kernels] = fused.products(kernels).reaction_product(field, mu, True), field
+        out[kernels] = fused.products(kernels).reaction_product(field, mu, True, 1), field
     assert out["numba"][0] == out["numpy"][0] == 7.5
     np.testing.assert_array_equal(out["numba"][1], psi * mu)
 
@@ -146,6 +146,15 @@ def test_cli_bad_kernels_exits_2_and_touches_nothing(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == "error: fft.kernels='fast': expected one of auto, numba, numpy"
     assert existing.read_bytes() == b"precious"
+
+
+def test_models_use_the_one_thread_loops_unless_parallel_is_set(monkeypatch):
+    grid = Torus((12, 10))
+    model = SpectralModel(grid, np.ones(grid.shape), s=1.0, threads=2, kernels="numba")
+    assert model._products.chunks == model.transform._fused._kernels.chunks == 1
+    monkeypatch.setattr(fused, "PARALLEL", True)
+    model = SpectralModel(grid, np.ones(grid.shape), s=1.0, threads=2, kernels="numba")
+    assert model._products.chunks == model.transform._fused._kernels.chunks == 2
 
 
 def test_auto_takes_numba_from_the_threshold_on():
@@ -236,3 +245,87 @@ def test_observe_gives_the_monitor_and_the_dissipation_of_the_full_right_hand_si
     assert dissipation - linear == pytest.approx(nonlinear, rel=1e-9, abs=1e-14 * abs(linear))
     for name in ("min_mu", "max_speed", "max_psi"):
         assert getattr(monitor, name) == pytest.approx(getattr(full, name), rel=1e-13, abs=1e-300), name
+
+
+# ---------------------------------------------------------------- the parallel variant (threads > 1)
+@pytest.mark.parametrize("geometry", ["wasserstein", "wfr"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{len(s)}-D")
+def test_parallel_right_hand_side_equals_the_one_thread_kernels_and_numpy(shape, geometry, rng, monkeypatch):
+    """With threads > 1 the compiled loops run in blocks on numba's threads: the right-hand side
+    is the one-thread kernels' to the last bit (the same operations on every entry), the monitor
+    too (its blocks' extrema combined), and numpy's to round-off."""
+    monkeypatch.setattr(fused, "PARALLEL", True)
+    grid = Torus(shape, dealias="3/2")
+    nu = 1.0 + 0.3 * rng.random(shape)
+    options = dict(kernel=SobolevKernel(1.5), geometry=geometry if geometry == "wasserstein" else WFR)
+    built = {(kernels, threads): SpectralModel(grid, np.full(shape, nu.mean()), nu, threads=threads, kernels=kernels,
+                                               **options)
+             for kernels, threads in (("numba", 1), ("numba", 3), ("numpy", 1))}
+    assert built["numba", 3]._products.chunks == 3 and built["numba", 3].transform._fused._kernels.chunks == 3
+    rho_hat = grid.project(rng.standard_normal(grid.spectral_shape) + 1j * rng.standard_normal(grid.spectral_shape))
+    results = {}
+    for key, model in built.items():
+        out = np.empty_like(rho_hat)
+        results[key] = out, model.explicit(rho_hat, out, monitor=True)
+    (a, ma), (b, mb), (c, mc) = results["numba", 3], results["numba", 1], results["numpy", 1]
+    np.testing.assert_array_equal(a, b)
+    assert ma == mb
+    np.testing.assert_allclose(a, c, rtol=0, atol=1e-13 * np.abs(c).max())
+    assert ma.max_speed == pytest.approx(mc.max_speed, rel=1e-13) and ma.min_mu == pytest.approx(mc.min_mu, rel=1e-13)
+
+
+@pytest.mark.parametrize("chunks", [2, 3, 7])
+@pytest.mark.parametrize("first,last", [(True, True), (True, False), (False, True)])
+def test_parallel_products_reduce_as_numpy_with_a_nan_in_any_block(chunks, first, last, rng):
+    n = 1001
+    compiled = fused.products("numba", threads=chunks)
+    reference = fused.products("numpy")
+    assert compiled.chunks == chunks
+    for where in (None, 0, n // 2, n - 1):
+        work, mu, speed2 = rng.standard_normal(n), rng.standard_normal(n), rng.random(n)
+        off = rng.standard_normal(n)
+        if where is not None:
+            (mu if first else work)[where] = np.nan
+        outputs = []
+        with np.errstate(invalid="ignore"):
+            for kernels in (compiled, reference):
+                w, m, s = work.copy(), mu.copy(), speed2.copy()
+                low, high = kernels.flux_product(w, m, s, off, np.empty(n), first, last, True, kernels.chunks)
+                psi = work.copy()
+                top = kernels.reaction_product(psi, mu, True, kernels.chunks)
+                outputs.append((low, high, w, m, s, top, psi))
+        for x, y in zip(*outputs):
+            np.testing.assert_array_equal(x, y)
+        if where is not None:
+            assert np.isnan(outputs[0][0] if first else outputs[0][1])
+
+
+# ---------------------------------------------------------------- the stage combinations of explicit RK
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("scheme", ["rk4", "bs32"])
+def test_compiled_runge_kutta_combinations_equal_the_numpy_passes(scheme, threads, rng, monkeypatch):
+    """Fixed steps and the embedded error estimate of an explicit RK scheme with the compiled
+    stage combinations give the numpy stepper's states and estimates to the last bit."""
+    from sobolev_flow.steppers import get_scheme
+
+    monkeypatch.setattr(fused, "PARALLEL", True)
+    grid = Torus((24, 20), dealias="3/2")
+    (x, y) = grid.mesh()
+    mu0 = 1 + 0.4 * np.sin(x) * np.cos(2 * y)
+    steppers = {}
+    for kernels in ("numba", "numpy"):
+        model = SpectralModel(grid, mu0, kernel=SobolevKernel(1.0), threads=threads, kernels=kernels)
+        steppers[kernels] = get_scheme(scheme).stepper(model), model
+    assert steppers["numba"][0]._fused.chunks == threads and steppers["numpy"][0]._fused is None
+    results = {}
+    for kernels, (stepper, model) in steppers.items():
+        u = model.initial_state()
+        n0, new, err = model.empty(), model.empty(), model.empty()
+        for _ in range(3):
+            model.explicit(u, n0)
+            stepper.step(u, 0.05, n0, new, err=err)
+            u = new.copy()
+        results[kernels] = u, err.copy()
+    np.testing.assert_array_equal(results["numba"][0], results["numpy"][0])
+    np.testing.assert_array_equal(results["numba"][1], results["numpy"][1])
+    assert np.abs(results["numpy"][1]).max() > 0

@@ -208,7 +208,7 @@ class SpectralModel:
 
         # ---- work arrays and multipliers of the right-hand side
         self._psi = np.empty(self.weights.shape, complex) if self.transform.kernels == "numpy" else None  # ψ
-        self._products = fused.products(self.kernels)
+        self._products = fused.products(self.kernels, fused.kernel_threads(self.transform.threads))
         # the padded fields, |∇ψ|² (accumulated when monitoring) and scratch, flattened for the products
         self._flat = [fused.view(field, -1) for field in self.transform.fields]
         self._speed2 = np.empty(self._flat[0].size)
@@ -280,7 +280,7 @@ class SpectralModel:
         for j in range(d):
             transform.backward(coefficients, 1, axis=j, weights=weights)
             first_low, last_high = products.flux_product(self._flat[1], mu, self._speed2, self._offset,
-                                                         self._scratch, j == 0, j == d - 1, monitor)
+                                                         self._scratch, j == 0, j == d - 1, monitor, products.chunks)
             low = first_low if j == 0 else low
             speed2 = last_high if j == d - 1 else speed2
             transform.forward(1, out, axis=j, factor=self._divergence, accumulate=j > 0)
@@ -288,7 +288,7 @@ class SpectralModel:
         max_psi = 0.0
         if self._reaction is not None:
             transform.backward(coefficients, 2, weights=weights)
-            max_psi = products.reaction_product(self._flat[2], mu, monitor)
+            max_psi = products.reaction_product(self._flat[2], mu, monitor, products.chunks)
             transform.forward(2, out, factor=self._reaction, accumulate=True)
         if not monitor:
             return None
