@@ -1,13 +1,20 @@
 """The searches of benchmarks/time_to_solution.py: cheapest fixed step and largest sufficient rtol."""
 
 import math
+import os
 import pathlib
 import sys
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+_ENVIRONMENT = dict(os.environ)
 from time_to_solution import cheapest_steps, largest_sufficient_rtol, rtol_ladder  # noqa: E402
+
+# the benchmark sets one BLAS/OpenMP thread for Dedalus when imported; the other tests' processes
+# must not inherit that
+os.environ.clear()
+os.environ.update(_ENVIRONMENT)
 
 
 def power_law(c, p, unstable_below=0):

@@ -134,7 +134,11 @@ serial = solve(grid, **options)
 assert distributed.stats["processes"] == 2 and serial.stats["processes"] == 1
 error = float(np.max(np.abs(distributed.mu - serial.mu)))
 energy = float(np.max(np.abs(distributed.diagnostics["energy"] - serial.diagnostics["energy"])))
-print(MPI.COMM_WORLD.rank, error, energy, flush=True)
+# one writer: lines printed by two processes to one pipe can interleave
+rows = MPI.COMM_WORLD.gather((MPI.COMM_WORLD.rank, error, energy))
+if MPI.COMM_WORLD.rank == 0:
+    for row in rows:
+        print(*row, flush=True)
 """
 
 
