@@ -315,10 +315,11 @@ def test_loss_of_wide_networks_converges_to_the_wfr_pde():
 
 def test_cli_restart_continues_a_network_run_exactly(tmp_path, monkeypatch, capsys):
     """A run to t = 3 continued to t = 6 ends where a run straight to t = 6 does (the state is
-    the checkpoint), with the balance kept."""
+    the checkpoint), with the balance kept: t = 3 is a snapshot time of both, so both stand on it."""
     from sobolev_flow import open_run
 
-    settings = ["network.init=random", "network.scale=0.5", 'network.teacher={family="bumps"}']
+    settings = ["network.init=random", "network.scale=0.5", 'network.teacher={family="bumps"}', "output.snapshots=[3.0]",
+                "time.rtol=1e-7"]
     assert run_cli(settings + ["time.t_end=3"], tmp_path, monkeypatch, capsys, options=("-o", "a.h5"))[0] == 0
     assert run_cli(settings + ["time.t_end=6"], tmp_path, monkeypatch, capsys, options=("--restart", "-o", "a.h5"))[0] == 0
     assert run_cli(settings + ["time.t_end=6"], tmp_path, monkeypatch, capsys, options=("-o", "b.h5"))[0] == 0
