@@ -50,6 +50,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -225,12 +226,20 @@ def _detach(file):
     os.close(null)
 
 
+#: Diagnostic rows are written in batches, at most this many seconds of wall time apart (a reader
+#: of a running file sees them that much later), and always before a snapshot, a checkpoint, the
+#: summary and the end of the run, so a checkpoint never counts a row the file lacks.
+DIAGNOSTICS_FLUSH_SECONDS = 1.0
+
+
 class RunWriter:
     """Writes one run file. Create with :meth:`create` or reopen with :meth:`reopen`.
 
     Every write goes through :meth:`_writing`: an HDF5 error, raised or only reported as
     "Exception ignored" while a temporary HDF5 object is released, becomes a
-    :class:`WriteError`, and the writer stops touching the file.
+    :class:`WriteError`, and the writer stops touching the file. Diagnostic rows are kept and
+    written in batches (:data:`DIAGNOSTICS_FLUSH_SECONDS`): one resize and one flush per batch
+    instead of per row.
     """
 
     def __init__(self, file, path, replaces=None):
@@ -239,6 +248,8 @@ class RunWriter:
         self.replaces = replaces  # the file it replaces after its first record (see create)
         self.lock = None  # the RunLock held while writing (released by close)
         self.broken = False
+        self._rows = []  # diagnostic rows not yet written
+        self._rows_written = time.monotonic()
         self.checkpoint_t = None  # the time of the last complete checkpoint written or found
 
     @contextlib.contextmanager
@@ -417,10 +428,12 @@ class RunWriter:
 
     @property
     def n_diagnostics(self) -> int:
-        return self.file["diagnostics/t"].shape[0]
+        """Rows recorded, those still to be written included."""
+        return self.file["diagnostics/t"].shape[0] + len(self._rows)
 
     def write_snapshot(self, t: float, fields: dict):
         """Append one snapshot: ``fields`` holds every declared snapshot field."""
+        self.flush_diagnostics()
         with self._writing():
             i = self.n_snapshots
             group = self.file["snapshots"]
@@ -433,18 +446,29 @@ class RunWriter:
         self._publish()
 
     def write_diagnostics(self, values: dict):
-        """Append one row; ``values`` holds every declared series (``t`` and ``step`` included)."""
+        """Append one row; ``values`` holds every declared series (``t`` and ``step`` included).
+        Written with the rows before it once :data:`DIAGNOSTICS_FLUSH_SECONDS` have passed."""
+        self._rows.append(values)
+        if time.monotonic() - self._rows_written >= DIAGNOSTICS_FLUSH_SECONDS:
+            self.flush_diagnostics()
+
+    def flush_diagnostics(self):
+        """Write the diagnostic rows kept so far."""
+        if not self._rows or self.broken:
+            return
+        rows, self._rows = self._rows, []
         with self._writing():
-            i = self.n_diagnostics
             group = self.file["diagnostics"]
+            i, k = group["t"].shape[0], len(rows)
             for name, ds in members(group):
                 if name == "t":
                     continue
-                ds.resize(i + 1, axis=0)
-                ds[i] = values[name]
+                ds.resize(i + k, axis=0)
+                ds[i:i + k] = np.asarray([row[name] for row in rows], dtype=ds.dtype)
             # t last: a reader that trusts len(t) never sees a half-written row
-            group["t"].resize((i + 1,))
-            group["t"][i] = values["t"]
+            group["t"].resize((i + k,))
+            group["t"][i:i + k] = [row["t"] for row in rows]
+        self._rows_written = time.monotonic()
         self._publish()
 
     def _publish(self):
@@ -454,7 +478,9 @@ class RunWriter:
             self.path, self.replaces = self.replaces, None
 
     def write_checkpoint(self, state: dict):
-        """Write ``state`` (rho_hat and the scalars) into the spare slot, then make it current."""
+        """Write ``state`` (rho_hat and the scalars) into the spare slot, then make it current
+        (after the diagnostic rows it counts)."""
+        self.flush_diagnostics()
         with self._writing():
             ckpt = self.file["checkpoint"]
             current = int(ckpt["current"][()])
@@ -471,6 +497,7 @@ class RunWriter:
 
     def record_summary(self, summary: dict):
         """The model's end-of-run report as the root attribute ``summary`` (JSON)."""
+        self.flush_diagnostics()
         with self._writing():
             self.file.attrs["summary"] = json.dumps(summary)
 
@@ -479,6 +506,7 @@ class RunWriter:
         a new run that never replaced the old file is removed; the lock is released."""
         try:
             if not self.broken and self.file.id.valid:
+                self.flush_diagnostics()
                 with self._writing(flush=False):
                     self.file.close()
         finally:
