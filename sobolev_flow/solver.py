@@ -294,6 +294,10 @@ class Solver:
         # the fastest linear rate: of L, or the model's bound for the linearisation of an explicit model
         self._lmax = (float(getattr(model, "stiffness", 0.0)) if linear is None
                       else self.layout.max(float(np.max(-linear, initial=0.0))))
+        if linear is not None:  # e^{τL} of the continuous extension, from the distinct values of L
+            self._linear_values, inverse = np.unique(linear, return_inverse=True)
+            self._linear_inverse = inverse.reshape(linear.shape)
+            self._decays = {}  # τ -> e^{τL}, for the last accepted step (see _decay)
         self.monitor = self.model.explicit(self.u, self._n, monitor=True)
         self._measure()
         self.energy0 = self.energy
@@ -393,9 +397,9 @@ class Solver:
             out[...] = u0
             decay = 1.0
         else:
-            np.multiply(np.exp(h * L), u0, out=v)
+            np.multiply(self._decay(h), u0, out=v)
             np.subtract(u1, v, out=v)
-            decay = np.exp(theta * h * L)
+            decay = self._decay(theta * h)
             np.multiply(decay, u0, out=out)
         out += h * w10 * n0
         out += h * w11 * n1
@@ -409,6 +413,18 @@ class Solver:
             if L is not None:
                 derivative += L * decay * u0
         return out
+
+    def _decay(self, tau: float) -> np.ndarray:
+        """e^{τL}, gathered from the exponentials of L's distinct values; e^{hL} of the last step
+        and one other τ are kept until the step changes."""
+        key = (self.steps, self.last_dt)
+        if self._decays.get("step") != key:
+            self._decays = {"step": key}
+        if tau not in self._decays:
+            if len(self._decays) > 2:  # keep e^{hL}: drop the other τ
+                del self._decays[next(t for t in self._decays if t not in ("step", self.last_dt))]
+            self._decays[tau] = np.take(np.exp(tau * self._linear_values), self._linear_inverse)
+        return self._decays[tau]
 
     def _dissipation(self, u, n) -> float:
         """D = −dE/dt at a state u with N(u) = ``n`` (∂t u = L u + N(u))."""
