@@ -79,24 +79,37 @@ def test_a_nan_state_gives_a_nan_monitor_with_either_kernels(shape, rng):
                 model.check(monitor, 1.0)
 
 
+def products_with_a_nan(compiled, n, first, last, offset, where, rng, reaction=False):
+    """The monitored flux product (and with ``reaction`` the reaction product) of ``compiled`` and
+    of numpy's products on the same random data, with one NaN at ``where`` (in μ for the first
+    axis, else in ∂_jψ; None: none): the two tuples of outputs."""
+    work, mu, speed2 = rng.standard_normal(n), rng.standard_normal(n), rng.random(n)
+    off = rng.standard_normal(n) if offset else np.empty(0)
+    if where is not None:
+        (mu if first else work)[where] = np.nan
+    outputs = []
+    with np.errstate(invalid="ignore"):
+        for kernels in (compiled, fused.products("numpy")):
+            w, m, s = work.copy(), mu.copy(), speed2.copy()
+            low, high = kernels.flux_product(w, m, s, off, np.empty(n), first, last, True, kernels.chunks)
+            row = (low, high, w, m, s)
+            if reaction:
+                psi = work.copy()
+                top = kernels.reaction_product(psi, mu, True, kernels.chunks)
+                row += (top, psi)
+            outputs.append(row)
+    return outputs
+
+
 @pytest.mark.parametrize("first,last", [(True, True), (True, False), (False, False), (False, True)])
 @pytest.mark.parametrize("offset", [False, True])
 def test_products_reduce_as_numpy_with_a_single_nan_anywhere(first, last, offset, rng):
     """min μ and max |∇ψ|² of the compiled loop equal numpy's, also when one entry is NaN
     (first, last or in the middle): a NaN, once met, stays."""
     n = 257
-    compiled, reference = fused.products("numba"), fused.products("numpy")
+    compiled = fused.products("numba")
     for where in (None, 0, n // 2, n - 1):
-        work, mu, speed2 = rng.standard_normal(n), rng.standard_normal(n), rng.random(n)
-        off = rng.standard_normal(n) if offset else np.empty(0)
-        if where is not None:
-            (mu if first else work)[where] = np.nan
-        outputs = []
-        with np.errstate(invalid="ignore"):
-            for kernels in (compiled, reference):
-                w, m, s = work.copy(), mu.copy(), speed2.copy()
-                low, high = kernels.flux_product(w, m, s, off, np.empty(n), first, last, True, kernels.chunks)
-                outputs.append((low, high, w, m, s))
+        outputs = products_with_a_nan(compiled, n, first, last, offset, where, rng)
         for x, y in zip(*outputs):
             np.testing.assert_array_equal(x, y)
         low, high = outputs[0][:2]
@@ -279,21 +292,9 @@ def test_parallel_right_hand_side_equals_the_one_thread_kernels_and_numpy(shape,
 def test_parallel_products_reduce_as_numpy_with_a_nan_in_any_block(chunks, first, last, rng):
     n = 1001
     compiled = fused.products("numba", threads=chunks)
-    reference = fused.products("numpy")
     assert compiled.chunks == chunks
     for where in (None, 0, n // 2, n - 1):
-        work, mu, speed2 = rng.standard_normal(n), rng.standard_normal(n), rng.random(n)
-        off = rng.standard_normal(n)
-        if where is not None:
-            (mu if first else work)[where] = np.nan
-        outputs = []
-        with np.errstate(invalid="ignore"):
-            for kernels in (compiled, reference):
-                w, m, s = work.copy(), mu.copy(), speed2.copy()
-                low, high = kernels.flux_product(w, m, s, off, np.empty(n), first, last, True, kernels.chunks)
-                psi = work.copy()
-                top = kernels.reaction_product(psi, mu, True, kernels.chunks)
-                outputs.append((low, high, w, m, s, top, psi))
+        outputs = products_with_a_nan(compiled, n, first, last, True, where, rng, reaction=True)
         for x, y in zip(*outputs):
             np.testing.assert_array_equal(x, y)
         if where is not None:
