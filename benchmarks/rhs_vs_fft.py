@@ -357,6 +357,11 @@ def measure_step_case(shape, threads: int, args: argparse.Namespace) -> StepTimi
                       statistics.median(samples[time_ffts]), statistics.median(samples[time_rhs]), n)
 
 
+def case_name(shape) -> str:
+    """"2-D 256×256" for the shape (256, 256)."""
+    return f"{len(shape)}-D " + "×".join(map(str, shape))
+
+
 def format_step_table(timings) -> str:
     """A markdown table of the fixed-step timings."""
     lines = [
@@ -364,8 +369,7 @@ def format_step_table(timings) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in timings:
-        case = f"{len(t.shape)}-D " + "×".join(map(str, t.shape))
-        lines.append(f"| {case} | {t.threads} | {1e3 * t.step:.2f} | {1e3 * t.fft:.2f} | {1e3 * t.rhs:.2f} | "
+        lines.append(f"| {case_name(t.shape)} | {t.threads} | {1e3 * t.step:.2f} | {1e3 * t.fft:.2f} | {1e3 * t.rhs:.2f} | "
                      f"{t.step / t.fft:.3f} | {t.step / t.rhs:.3f} | {t.repeats} |")
     return "\n".join(lines)
 
@@ -377,8 +381,7 @@ def format_table(timings) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for t in timings:
-        case = f"{len(t.shape)}-D " + "×".join(map(str, t.shape))
-        lines.append(f"| {case} | {t.threads} | {1e3 * t.fft:.2f} | {1e3 * t.rhs:.2f} | "
+        lines.append(f"| {case_name(t.shape)} | {t.threads} | {1e3 * t.fft:.2f} | {1e3 * t.rhs:.2f} | "
                      f"{1e3 * t.elementwise:.2f} | {t.ratio:.2f} | {t.repeats} |")
     return "\n".join(lines)
 

@@ -60,7 +60,7 @@ import numpy as np
 from .grid import Torus
 from .models.base import SOLVER_SERIES
 from .models.spectral import SpectralModel, make_geometry, memory_estimate
-from .steppers import CFL_FRACTION, get_scheme
+from .steppers import CFL_FRACTION, distinct_values, get_scheme
 
 __all__ = ["solve", "Solver", "Solution", "memory_estimate", "check_memory"]
 
@@ -295,8 +295,7 @@ class Solver:
         self._lmax = (float(getattr(model, "stiffness", 0.0)) if linear is None
                       else self.layout.max(float(np.max(-linear, initial=0.0))))
         if linear is not None:  # e^{τL} of the continuous extension, from the distinct values of L
-            self._linear_values, inverse = np.unique(linear, return_inverse=True)
-            self._linear_inverse = inverse.reshape(linear.shape)
+            self._linear_values, self._linear_inverse = distinct_values(linear)
             self._decays = {}  # τ -> e^{τL}, for the last accepted step (see _decay)
         self.monitor = self.model.explicit(self.u, self._n, monitor=True)
         self._measure()

@@ -276,6 +276,15 @@ register(ExponentialRK(
 
 
 # ============================================================================ generic algorithms
+def distinct_values(linear: np.ndarray) -> tuple:
+    """(values, index): the distinct entries of the symbol L and, for every entry, the position of
+    its value (the smallest integer type that holds it), so that f(L) = np.take(f(values), index)
+    costs f on the few distinct values (L depends on |k|² alone) and one gather."""
+    values, inverse = np.unique(linear, return_inverse=True)
+    index = np.int32 if values.size < 2**31 else np.int64
+    return values, inverse.reshape(linear.shape).astype(index)
+
+
 def _padded(weights, length) -> tuple:
     """``weights`` extended by zeros to ``length`` entries."""
     return tuple(weights) + (0,) * (length - len(weights))
@@ -512,9 +521,7 @@ class _ExponentialRKStepper(_Stepper):
 
     def __init__(self, scheme, model):
         super().__init__(scheme, model)
-        self._values, self._inverse = np.unique(model.linear, return_inverse=True)
-        index = np.int32 if self._values.size < 2**31 else np.int64
-        self._inverse = self._inverse.reshape(model.linear.shape).astype(index)
+        self._values, self._inverse = distinct_values(model.linear)
         self._cache: dict = {}
         # preallocated coefficient arrays, one pool per cache slot, reused as h changes
         self._pools = [[] for _ in range(self.CACHE)]
