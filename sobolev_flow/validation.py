@@ -25,7 +25,7 @@ from .steppers import SCHEMES, TRAINING_SCHEMES
 
 __all__ = ["ORDER_PROBLEMS", "STABILITY_PROBLEMS", "stable_at_cfl", "amplification", "imaginary_interval", "observed_order", "energy_balance_order",
            "linear_rate_errors", "exact_solution_error", "fitted_order", "report", "WFR_RATE_STUDIES", "wfr_linear_rates",
-           "NETWORK_LIMIT", "network_limit_errors", "relu_weight", "network_mode_rates", "NETWORK_TRAINING",
+           "NETWORK_LIMIT", "network_limit_errors", "network_mode_rates", "NETWORK_TRAINING",
            "training_problem", "gradient_descent_errors", "proximal_step_differences"]
 
 T = 2.0
@@ -285,15 +285,6 @@ def network_limit_errors(widths, times, n=64) -> tuple:
     return np.array(errors), energy
 
 
-def relu_weight(n: int) -> float:
-    """The closed-form weight of the relu kernel on the circle (DESIGN.md §4):
-    κ_0 = 1/π², κ_{±1} = 1/16, κ_n = 1/(π²(n² − 1)²) for even n, 0 for odd |n| ≥ 3."""
-    n = abs(n)
-    if n == 1:
-        return 1 / 16
-    return 0.0 if n % 2 else 1 / (np.pi**2 * (n * n - 1) ** 2)
-
-
 def network_mode_rates(width=256, mass=1.5, amplitude=1e-6, modes=(1, 2, 3, 4, 5, 6), dt=1.0, t_end=300.0,
                        every=2.0) -> tuple:
     """Linear mode rates of the network model near a uniform teacher of mass M* (``mass``).
@@ -302,8 +293,8 @@ def network_mode_rates(width=256, mass=1.5, amplitude=1e-6, modes=(1, 2, 3, 4, 5
     (ε = ``amplitude``: every mode perturbed at once, their interactions O(ε) relative), against
     the density teacher ν* ≡ M*; rk4 at the fixed step ``dt`` to ``t_end``, the Fourier
     coefficients A_n(t) = |Σ_i |w_i|² e^{−inθ_i}| of the measure every ``every``. Mode n of ν
-    decays at M*(n² + 2)κ_n (the WFR rate with α = 2 and time as in θ̇ = −m∇L, κ_n from
-    :func:`relu_weight`); the measured rate is the least-squares slope of −log A_n over
+    decays at M*(n² + 2)κ_n (the WFR rate with α = 2 and time as in θ̇ = −m∇L, κ_n the weights of
+    :class:`~sobolev_flow.kernels.ReluKernel`); the measured rate is the least-squares slope of −log A_n over
     t ≤ 3/rate (a decay by e³ at most: the amplitude stays well above the coupling).
 
     Returns
@@ -327,12 +318,13 @@ def network_mode_rates(width=256, mass=1.5, amplitude=1e-6, modes=(1, 2, 3, 4, 5
         angles, masses = model.measure(solver.u)
         coefficients.append(np.exp(-1j * np.outer(modes, angles)) @ masses)
     amplitude_n = np.abs(np.array(coefficients))
+    kappa = ReluKernel().weights(Torus((2 * int(modes.max()) + 2,)))  # κ_n at n = 0 … max(modes) + 1
     rates, drifts = {}, {}
     for j, n in enumerate(modes.tolist()):
-        if relu_weight(n) == 0.0:
+        if kappa[n] == 0.0:
             drifts[n] = float(abs(amplitude_n[-1, j] / amplitude_n[0, j] - 1))
             continue
-        rate = mass * (n * n + 2) * relu_weight(n)
+        rate = mass * (n * n + 2) * kappa[n]
         window = times <= 3 / rate
         measured = -np.polyfit(times[window], np.log(amplitude_n[window, j]), 1)[0]
         rates[n] = (float(measured), float(rate))
