@@ -296,7 +296,7 @@ class Solver:
                       else self.layout.max(float(np.max(-linear, initial=0.0))))
         if linear is not None:  # e^{τL} of the continuous extension, from the distinct values of L
             self._linear_values, self._linear_inverse = distinct_values(linear)
-            self._decays = {}  # τ -> e^{τL}, for the last accepted step (see _decay)
+            self._decays, self._decays_step = {}, None  # τ -> e^{τL} for the step (steps, h) (see _decay)
         self.monitor = self.model.explicit(self.u, self._n, monitor=True)
         self._measure()
         self.energy0 = self.energy
@@ -416,12 +416,11 @@ class Solver:
     def _decay(self, tau: float) -> np.ndarray:
         """e^{τL}, gathered from the exponentials of L's distinct values; e^{hL} of the last step
         and one other τ are kept until the step changes."""
-        key = (self.steps, self.last_dt)
-        if self._decays.get("step") != key:
-            self._decays = {"step": key}
+        if self._decays_step != (self.steps, self.last_dt):
+            self._decays_step, self._decays = (self.steps, self.last_dt), {}
         if tau not in self._decays:
-            if len(self._decays) > 2:  # keep e^{hL}: drop the other τ
-                del self._decays[next(t for t in self._decays if t not in ("step", self.last_dt))]
+            # keep e^{hL} and the newest other τ
+            self._decays = {t: e for t, e in self._decays.items() if t == self.last_dt}
             self._decays[tau] = np.take(np.exp(tau * self._linear_values), self._linear_inverse)
         return self._decays[tau]
 
