@@ -20,9 +20,12 @@ class SpectralSums:
     A real field's coefficients are Hermitian, so Σ_{k∈Z^d} a_k conj(f_k) g_k =
     Re Σ_{half layout} w_k a_k conj(f_k) g_k with the multiplicities w of
     :attr:`Torus.rfft_weights`. The forms of the hot path (energy, dissipation, L² norm) keep
-    their real weight arrays w·a; the occasional ones (Sobolev norms of any order, the tail
-    fraction) form theirs in one scratch array when called, so a run keeps 1.5 real
-    arrays here whatever the number of Sobolev orders it records, and allocates nothing per call.
+    their real weight arrays w·a; the diagnostics (Sobolev norms of any order, the tail
+    fraction) start from the power spectrum w|f_k|², formed once per call in one scratch array:
+    the Sobolev norms sum it over the shells of equal |k|² (one ``bincount`` against an index
+    array of 32-bit integers, built on first use) and then raise only the shells' |k|² to each
+    order; the tail fraction sums it over two masks. A run thus keeps 2 real arrays here
+    whatever the number of Sobolev orders it records, and allocates nothing of grid size per call.
 
     Under a distributed layout (:mod:`sobolev_flow.parallel`) the arrays are this process's
     block and every sum is completed by one reduction, so each call is collective.
@@ -46,6 +49,7 @@ class SpectralSums:
         self._w = local(np.ascontiguousarray(grid.rfft_weights, dtype=float))
         self._kernel = None if weights is None else self._w * weights
         self._scratch = np.empty(self._w.shape)
+        self._shells = None  # (|k|² of each shell, each mode's shell), built on first use
         nonzero = grid.k2 > 0
         top = np.zeros(grid.spectral_shape, dtype=bool)
         for k, n in zip(grid.wavenumbers(), grid.shape):
@@ -86,15 +90,30 @@ class SpectralSums:
         """‖f‖_{L²(dm)} = (Σ_k |f_k|²)^{1/2}, the mean included."""
         return float(np.sqrt(self.bilinear(self._w, f_hat, f_hat)))
 
+    def power(self, f_hat) -> np.ndarray:
+        """w_k |f_k|², the power spectrum on the half layout (Σ over it = Σ_{k∈Z^d} |f_k|²), in the
+        scratch array (overwritten by the next call of any diagnostic)."""
+        out = np.abs(f_hat, out=self._scratch)
+        out *= out
+        out *= self._w
+        return out
+
+    def sobolev_norms(self, f_hat, orders) -> np.ndarray:
+        """‖f‖_{Ḣ^q} = (Σ_{k≠0} |k|^{2q} |f_k|²)^{1/2} for each q of ``orders``, from the power
+        spectrum summed over the shells of equal |k|² (one pass over the modes for all orders)."""
+        orders = np.atleast_1d(np.asarray(orders, dtype=float))
+        if self._shells is None:
+            k2, shell = np.unique(self.layout.local(self.grid.k2), return_inverse=True)
+            self._shells = (k2, shell.astype(np.int32 if k2.size < 2**31 else np.int64).reshape(-1))
+        k2, shell = self._shells
+        shell_power = np.bincount(shell, weights=self.power(f_hat).reshape(-1), minlength=k2.size)
+        nonzero = k2 > 0  # k = 0 does not count, whatever q
+        local = [float(np.sum(k2[nonzero] ** q * shell_power[nonzero])) for q in orders]
+        return np.sqrt(np.maximum([self.layout.sum(value) for value in local], 0.0))
+
     def sobolev_norm(self, f_hat, q: float) -> float:
         """‖f‖_{Ḣ^q} = (Σ_{k≠0} |k|^{2q} |f_k|²)^{1/2}."""
-        weight = self._scratch
-        weight.fill(0.0)
-        for k in self.grid.wavenumbers():  # |k|² by broadcast sums, without a grid-sized temporary
-            weight += self.layout.local(np.broadcast_to(k**2, self.grid.spectral_shape))
-        np.power(weight, q, out=weight, where=self._nonzero)  # k = 0 keeps its |k|² = 0
-        weight *= self._w
-        return float(np.sqrt(max(self.bilinear(weight, f_hat, f_hat), 0.0)))
+        return float(self.sobolev_norms(f_hat, [q])[0])
 
     def tail_fraction(self, f_hat) -> float:
         """Share of Σ_{k≠0} |f_k|² (resolved modes) in the top third of resolved wavenumbers:
@@ -102,11 +121,11 @@ class SpectralSums:
 
         With kernel weights, only the modes the kernel sees (K̂_k > 0) count: the modes of its null
         space (the odd |k| ≥ 3 of the ReLU kernel) do not move and say nothing of resolution."""
-        total = self.bilinear(np.multiply(self._w, self._resolved, out=self._scratch), f_hat, f_hat)
+        power = self.power(f_hat)
+        total = self.layout.sum(float(np.sum(power, where=self._resolved)))
         if total == 0.0:
             return 0.0
-        return self.bilinear(np.multiply(self._w, self._top, out=self._scratch), f_hat, f_hat) / total
-
+        return self.layout.sum(float(np.sum(power, where=self._top))) / total
 
 def energy(grid: Torus, weights: np.ndarray, rho_hat: np.ndarray) -> float:
     """E = ½ Σ_k K̂(k) |ρ_k|²  (= ½‖ρ‖²_{Ḣ^{-s}} for K̂ = |k|^{-2s}, K̂_0 = 0).

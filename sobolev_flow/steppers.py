@@ -548,21 +548,19 @@ class _ExponentialRKStepper(_Stepper):
                 memo[(j, c)] = phi(j, c * z)
             return memo[(j, c)]
 
-        gathered: list = []
+        gathered: dict = {}  # the bytes of a coefficient's distinct values → its gathered array
 
         def gather(values):
             """The coefficient on the spectral layout, shared with an equal one gathered before."""
-            values = np.broadcast_to(np.asarray(values, dtype=float), z.shape)
-            if not np.any(values):
+            values = np.ascontiguousarray(np.broadcast_to(np.asarray(values, dtype=float), z.shape))
+            if not values.any():
                 return None
-            for known, array in gathered:
-                if np.array_equal(known, values):
-                    return array
-            if len(gathered) == len(pool):
-                pool.append(np.empty(self._inverse.shape))
-            array = np.take(values, self._inverse, out=pool[len(gathered)])
-            gathered.append((values, array))
-            return array
+            key = values.tobytes()
+            if key not in gathered:
+                if len(gathered) == len(pool):
+                    pool.append(np.empty(self._inverse.shape))
+                gathered[key] = np.take(values, self._inverse, out=pool[len(gathered)])
+            return gathered[key]
 
         s = self.scheme
         diff, hat_new = None, None

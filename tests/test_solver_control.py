@@ -184,6 +184,10 @@ def test_sobolev_norm_is_the_direct_sum_over_the_modes(shape, q, rng):
     modes = full_spectrum(f)
     direct = math.sqrt(sum(float(k @ k) ** q * abs(c) ** 2 for k, c in modes if np.any(k)))
     assert sobolev_norm(grid, grid.to_spectral(f), q) == pytest.approx(direct, rel=1e-12)
+    # several orders in one pass over the modes (the run's diagnostic), in the order asked
+    orders = [1.0, q, 0.0]
+    directs = [math.sqrt(sum(float(k @ k) ** r * abs(c) ** 2 for k, c in modes if np.any(k))) for r in orders]
+    np.testing.assert_allclose(SpectralSums(grid).sobolev_norms(grid.to_spectral(f), orders), directs, rtol=1e-12)
 
 
 @pytest.mark.parametrize("dealias", ["3/2", "2/3"])

@@ -318,9 +318,13 @@ class SpectralModel:
         if self._offset.size:
             m += self._offset.reshape(m.shape)
         low = float(m.min()) if m.size else math.inf
-        speed2 = np.zeros_like(m)
+        speed2 = self._speed2.reshape(m.shape)  # |∇ψ|², summed in place (the fields are free here)
         for j in range(d):
-            speed2 += transform.backward(rho_hat, 1, axis=j, weights=self.weights) ** 2
+            gradient = transform.backward(rho_hat, 1, axis=j, weights=self.weights)
+            if j == 0:
+                np.multiply(gradient, gradient, out=speed2)
+            else:
+                speed2 += np.multiply(gradient, gradient, out=gradient)
         # numpy's own loop: a BLAS dot (np.dot, np.vdot) spins its threads against FFTW's
         local = float(np.einsum("i,i->", m.ravel(), speed2.ravel()))
         max_speed2 = float(speed2.max()) if m.size else 0.0
@@ -425,7 +429,7 @@ class SpectralModel:
             out["max_psi"] = monitor.max_psi
         out["tail_fraction"] = self.sums.tail_fraction(rho_hat)
         if self.orders:
-            out["sobolev_norms"] = np.array([self.sums.sobolev_norm(rho_hat, q) for q in self.orders])
+            out["sobolev_norms"] = self.sums.sobolev_norms(rho_hat, self.orders)
         return out
 
     @property
