@@ -48,17 +48,31 @@ choice is in the settings line (``auto`` as given: it may differ between cases).
 happens in the warm-up, outside the timings.
 
 With ``--rk4-step DT`` the script instead times the fixed-step path of the solver: per repeat,
-alternating, (a) one ``Solver(model, scheme="rk4", dt=DT).step(inf)`` (its three stage
+in rotating order, (a) one ``Solver(model, scheme="rk4", dt=DT).step(inf)`` (its three stage
 evaluations, N at the new state with the monitor, the stage combinations and the per-step
 measurements: energy, dissipation, the state check), (b) the same FFTs in a bare loop, four
-``model.transforms_only()`` calls and nothing else, and (c) the four right-hand sides alone
-(three ``explicit`` calls and one with the monitor). The model starts from μ0 = 1 + ½ f/max|f|,
-f the grid values of the random smooth state. It reports the medians and the ratios step / FFTs
-(target ≤ 1.05) and step / RHS (the stepping's own overhead)::
+``model.transforms_only()`` calls and nothing else, (c) the four right-hand sides alone (three
+``explicit`` calls and one with the monitor), and (d) one step of a minimal pyfftw RK4 loop doing
+the same FFTs (:class:`minimal_rk4.MinimalRK4`, ``benchmarks/minimal_rk4.py``: what one writes by
+hand for this equation, FFTW plans on aligned buffers with the model's threads and planner effort,
+numpy passes with ``out=`` for the padding, the multipliers, the products and the stage
+combinations, no monitor and no diagnostics; it gives the solver's step to rounding, see
+``tests/test_benchmark_minimal.py``). The model starts from μ0 = 1 + ½ f/max|f|, f the grid values
+of the random smooth state, and the minimal loop from the same coefficients. It reports the
+medians and the ratios step / minimal loop (the target: a fixed-step RK4 step ≤ 1.05× a minimal
+pyfftw RK4 loop doing the same FFTs, ``STEP_TARGET_RATIO``), step / FFTs (which cannot reach it:
+the right-hand side alone costs ~1.15× its FFTs), step / RHS (the stepping's own overhead) and
+minimal / FFTs (the element-wise work of the minimal loop)::
 
     PYTHONPATH=. python benchmarks/rhs_vs_fft.py --rk4-step 1e-3 --cases 256x256 512x512 --threads 1 2
 
-Target: ratio ≤ 1.15 with one thread and ≤ 1.3 with two at 256² and 512² (``TARGET_RATIO`` is
+With ``--json`` the fixed-step results are one JSON object like the one above, its settings with
+``rk4_step`` and ``target_ratio`` 1.05, and ``step_timings``, a list of ``{"shape", "threads",
+"step", "minimal", "fft", "rhs", "step_over_minimal", "repeats"}`` (seconds), in place of
+``timings``. The minimal loop always uses pyfftw (``--backend numpy`` changes the model alone) and
+solves the Wasserstein flow alone (``--rk4-step`` with ``--geometry wfr`` is an error).
+
+Target of the right-hand side table: ratio ≤ 1.15 with one thread and ≤ 1.3 with two at 256² and 512² (``TARGET_RATIO`` is
 the one-thread target), i.e. the element-wise work of the right-hand side (zero padding,
 gradient, product, divergence, and the reaction under WFR) costs at most 15 % of its FFTs.
 """
@@ -83,6 +97,8 @@ from sobolev_flow.models import make_geometry
 FULL_CASES = ((256, 256), (512, 512), (1024, 1024), (64, 64, 64), (128, 128, 128))
 QUICK_CASES = ((64, 64), (32, 32, 32))
 TARGET_RATIO = 1.15
+#: The fixed-step target: one ``Solver.step`` of rk4 over one step of the minimal pyfftw RK4 loop.
+STEP_TARGET_RATIO = 1.05
 
 #: The ``geometry`` argument of :class:`SpectralModel` for each ``--geometry`` choice.
 GEOMETRIES = {"wasserstein": "wasserstein", "wfr": {"name": "wfr", "alpha": 2.0}}
@@ -148,8 +164,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="grid shapes to run instead of the default set, e.g. 256x256 128x128x128")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initial coefficients")
     parser.add_argument("--rk4-step", type=float, default=None, metavar="DT",
-                        help="time fixed RK4 steps of size DT through the solver against four bare transforms_only() "
-                             "calls (and four right-hand sides) instead")
+                        help="time fixed RK4 steps of size DT through the solver against steps of a minimal pyfftw "
+                             "RK4 loop (benchmarks/minimal_rk4.py), four bare transforms_only() calls and four "
+                             "right-hand sides instead")
     parser.add_argument("--json", action="store_true",
                         help="print the results as one JSON object instead of the header and the table")
     args = parser.parse_args(argv)
@@ -162,6 +179,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             args.cases = [Torus(tuple(int(n) for n in case.lower().split("x"))).shape for case in args.cases]
         except ValueError as err:
             parser.error(f"--cases {' '.join(args.cases)}: expected grid shapes such as 256x256 ({err})")
+    if args.rk4_step is not None and args.geometry != "wasserstein":
+        parser.error("--rk4-step compares with a minimal loop of the Wasserstein flow: use --geometry wasserstein")
     if args.repeats < 1 or args.min_time < 0 or any(t < 1 for t in args.threads):
         parser.error("--repeats and --threads must be positive, --min-time non-negative")
     return args
@@ -295,20 +314,25 @@ def measure_case(shape, threads: int, args: argparse.Namespace) -> Timing:
 
 @dataclass(frozen=True)
 class StepTiming:
-    """Medians (in seconds) of the fixed-step case: one RK4 step through the solver, its FFTs in a
-    bare loop (four ``transforms_only``), and its four right-hand sides alone."""
+    """Medians (in seconds) of the fixed-step case: one RK4 step through the solver, one step of the
+    minimal pyfftw RK4 loop (:class:`minimal_rk4.MinimalRK4`), the solver step's FFTs in a bare loop
+    (four ``transforms_only``), and its four right-hand sides alone."""
 
     shape: tuple
     threads: int
     step: float
+    minimal: float
     fft: float
     rhs: float
     repeats: int
 
 
 def measure_step_case(shape, threads: int, args: argparse.Namespace) -> StepTiming:
-    """Interleaved timings of a fixed RK4 step (``Solver.step``), of four ``transforms_only`` calls
-    and of four ``explicit`` calls (the last with the monitor), for one grid and thread count."""
+    """Interleaved timings of a fixed RK4 step (``Solver.step``), of one step of the minimal pyfftw
+    RK4 loop from the same state, of four ``transforms_only`` calls and of four ``explicit`` calls
+    (the last with the monitor), for one grid and thread count."""
+    from minimal_rk4 import MinimalRK4
+
     from sobolev_flow import Solver
 
     grid = Torus(shape, dealias="3/2")
@@ -318,10 +342,17 @@ def measure_step_case(shape, threads: int, args: argparse.Namespace) -> StepTimi
                           fft_backend=args.backend, threads=threads, fft_effort=args.effort, kernels=args.kernels)
     solver = Solver(model, scheme="rk4", dt=args.rk4_step)
     rho_hat, out = solver.u.copy(), model.empty()
+    minimal = MinimalRK4(rho_hat, grid.padded_shape, s=2.0, nu_bar=model.stabilisation,
+                         threads=model.transform.threads, effort=args.effort)
 
     def time_step():
         start = time.perf_counter()
         solver.step(math.inf)
+        return time.perf_counter() - start
+
+    def time_minimal():
+        start = time.perf_counter()
+        minimal.step(args.rk4_step)
         return time.perf_counter() - start
 
     def time_ffts():
@@ -336,7 +367,7 @@ def measure_step_case(shape, threads: int, args: argparse.Namespace) -> StepTimi
             model.explicit(rho_hat, out, monitor=i == 3)
         return time.perf_counter() - start
 
-    kinds = (time_step, time_ffts, time_rhs)
+    kinds = (time_step, time_minimal, time_ffts, time_rhs)
     for _ in range(3):
         for kind in kinds:
             kind()
@@ -346,15 +377,16 @@ def measure_step_case(shape, threads: int, args: argparse.Namespace) -> StepTimi
     try:
         n = 0
         while n < args.repeats or min(sum(v) for v in samples.values()) < args.min_time:
-            order = kinds[n % 3:] + kinds[:n % 3]  # rotate the order
+            order = kinds[n % len(kinds):] + kinds[:n % len(kinds)]  # rotate the order
             for kind in order:
                 samples[kind].append(kind())
             n += 1
     finally:
         if gc_was_enabled:
             gc.enable()
-    return StepTiming(tuple(shape), model.transform.threads, statistics.median(samples[time_step]),
-                      statistics.median(samples[time_ffts]), statistics.median(samples[time_rhs]), n)
+    median = {kind: statistics.median(samples[kind]) for kind in kinds}
+    return StepTiming(tuple(shape), model.transform.threads, median[time_step], median[time_minimal],
+                      median[time_ffts], median[time_rhs], n)
 
 
 def case_name(shape) -> str:
@@ -365,12 +397,14 @@ def case_name(shape) -> str:
 def format_step_table(timings) -> str:
     """A markdown table of the fixed-step timings."""
     lines = [
-        "| case | threads | RK4 step ms | 4 FFT sets ms | 4 RHS ms | step / FFTs | step / RHS | repeats |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| case | threads | RK4 step ms | minimal RK4 ms | 4 FFT sets ms | 4 RHS ms | **step / minimal** | "
+        "step / FFTs | step / RHS | minimal / FFTs | repeats |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in timings:
-        lines.append(f"| {case_name(t.shape)} | {t.threads} | {1e3 * t.step:.2f} | {1e3 * t.fft:.2f} | {1e3 * t.rhs:.2f} | "
-                     f"{t.step / t.fft:.3f} | {t.step / t.rhs:.3f} | {t.repeats} |")
+        lines.append(f"| {case_name(t.shape)} | {t.threads} | {1e3 * t.step:.2f} | {1e3 * t.minimal:.2f} | "
+                     f"{1e3 * t.fft:.2f} | {1e3 * t.rhs:.2f} | **{t.step / t.minimal:.3f}** | {t.step / t.fft:.3f} | "
+                     f"{t.step / t.rhs:.3f} | {t.minimal / t.fft:.3f} | {t.repeats} |")
     return "\n".join(lines)
 
 
@@ -391,20 +425,31 @@ def settings_line(args: argparse.Namespace) -> str:
     return (f"backend {args.backend}, effort {args.effort}, kernels {args.kernels}, "
             f"geometry {make_geometry(GEOMETRIES[args.geometry])}, "
             f"uniform target, SobolevKernel(s=2), dealias 3/2; ≥ {args.repeats} repeats and ≥ {args.min_time:g} s "
-            f"per measurement; target ratio ≤ {TARGET_RATIO}")
+            f"per measurement; target ratio ≤ {STEP_TARGET_RATIO if args.rk4_step is not None else TARGET_RATIO}"
+            + (" (step / minimal loop)" if args.rk4_step is not None else ""))
 
 
 def as_json(timings, args: argparse.Namespace) -> str:
-    """The timings and the settings as one JSON object (times in seconds; see the module docstring)."""
+    """The timings and the settings as one JSON object (times in seconds; see the module docstring):
+    ``timings`` for :class:`Timing` rows, ``step_timings`` (and the step target) for :class:`StepTiming` rows."""
+    step = args.rk4_step is not None
+    if step:
+        rows = {"step_timings": [{"shape": list(t.shape), "threads": t.threads, "step": t.step, "minimal": t.minimal,
+                                  "fft": t.fft, "rhs": t.rhs, "step_over_minimal": t.step / t.minimal,
+                                  "repeats": t.repeats} for t in timings]}
+    else:
+        rows = {"timings": [{"shape": list(t.shape), "threads": t.threads, "fft": t.fft, "rhs": t.rhs,
+                             "elementwise": t.elementwise, "ratio": t.ratio, "repeats": t.repeats} for t in timings]}
     return json.dumps({
         "versions": versions_header(),
         "description": settings_line(args),
         "settings": {"backend": args.backend, "effort": args.effort, "kernels": args.kernels,
                      "geometry": args.geometry,
                      "geometry_description": str(make_geometry(GEOMETRIES[args.geometry])),
-                     "repeats": args.repeats, "min_time": args.min_time, "target_ratio": TARGET_RATIO},
-        "timings": [{"shape": list(t.shape), "threads": t.threads, "fft": t.fft, "rhs": t.rhs,
-                     "elementwise": t.elementwise, "ratio": t.ratio, "repeats": t.repeats} for t in timings],
+                     "repeats": args.repeats, "min_time": args.min_time,
+                     "target_ratio": STEP_TARGET_RATIO if step else TARGET_RATIO,
+                     **({"rk4_step": args.rk4_step} if step else {})},
+        **rows,
     })
 
 
@@ -425,8 +470,8 @@ def main(argv=None) -> int:
             print("(numpy.fft ignores the thread count)")
         print()
     if args.rk4_step is not None:
-        print(format_step_table([measure_step_case(shape, threads, args) for shape in cases
-                                 for threads in args.threads]))
+        steps = [measure_step_case(shape, threads, args) for shape in cases for threads in args.threads]
+        print(as_json(steps, args) if args.json else format_step_table(steps))
         return 0
     timings = []
     for shape in cases:
