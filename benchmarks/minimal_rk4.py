@@ -92,17 +92,17 @@ class MinimalRK4:
         self.from_work = pyfftw.FFTW(self.work, self.spec, axes=axes, direction="FFTW_FORWARD", flags=flags,
                                      threads=threads)
         self.u = np.array(u0, dtype=complex)
-        self.next, self.stage, self.k, self.tmp = (np.zeros_like(self.u) for _ in range(4))
+        self.next, self.stage, self.k, self.tmp, self.product = (np.zeros_like(self.u) for _ in range(5))
 
     def pad(self, f_hat, multiplier=None):
-        """spec ← (multiplier ×) ``f_hat`` zero-padded."""
+        """spec ← (multiplier ×) ``f_hat`` zero-padded (the product formed contiguously, then
+        copied: faster than multiplying into the strided blocks)."""
+        if multiplier is not None:
+            f_hat = np.multiply(multiplier, f_hat, out=self.product)
         for index in self.padding:
             self.spec[index] = 0.0
         for src, dst in self.blocks:
-            if multiplier is None:
-                self.spec[dst] = f_hat[src]
-            else:
-                np.multiply(multiplier[src], f_hat[src], out=self.spec[dst])
+            self.spec[dst] = f_hat[src]
 
     def nonlinear(self, u, out):
         """out ← N(u) = Σ_j i k_j (ρ ∂_jψ)_k, dealiased."""
