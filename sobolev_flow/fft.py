@@ -254,7 +254,8 @@ class RealFFT:
 
 class PrunedRealFFT:
     """r2c/c2r transforms of fields whose spectra vanish beyond the first ``columns`` columns of
-    the last axis, skipping the zero columns (FFTW, d ≥ 2).
+    the last axis (and, optionally, outside some ``rows`` of the axis before it), skipping the
+    zero columns (FFTW, d ≥ 2).
 
     With F the spectral buffer (shape ``shape[:-1] + (shape[-1] // 2 + 1,)``) and c = ``columns``,
 
@@ -263,10 +264,16 @@ class PrunedRealFFT:
         forward(i):  the r2c transforms of f_i along the last axis into F, then the c2c
                      transforms over the axes 0 … d−2 of F[..., :c] in place,
 
-    unnormalised, as :class:`RealFFT`'s. ``backward`` requires F[..., c:] = 0 and destroys F;
-    after ``forward`` F[..., :c] holds F_k and F[..., c:] only the transforms along the last
-    axis; f_i may be destroyed. For a 3/2-padded grid (c = n/2 resolved columns of M/2 + 1) the
-    complex transforms run on about a third of the columns they would in the full transform.
+    unnormalised, as :class:`RealFFT`'s. With ``rows`` (d = 3) the c2c transforms along axis 0
+    run only on those rows of axis 1: in ``backward`` before the transforms along axis 1 (the
+    other rows are zero), in ``forward`` after them (their other rows are not computed).
+
+    ``backward`` requires F = 0 outside the first c columns (and the ``rows``) and destroys F;
+    after ``forward`` F holds F_k in the first c columns (of the ``rows``), partial sums
+    elsewhere; f_i may be destroyed. For a 3/2-padded grid (c = n/2 resolved columns of M/2 + 1,
+    rows the n − 1 resolved rows of M) the complex transforms run on about a third of the
+    columns they would in the full transform, those along axis 0 of a 3-D grid on two thirds of
+    the rows besides.
 
     Parameters
     ----------
@@ -278,14 +285,16 @@ class PrunedRealFFT:
         The fields f_i, each of ``shape``, aligned (one c2r and one r2c plan each).
     spectral : ndarray
         The spectral buffer F, shared by the fields.
+    rows : list of slice, optional
+        Index ranges of axis d − 2 that may be nonzero (d = 3 only; default: all).
     threads, effort, use_wisdom, wisdom_only
         As for :class:`RealFFT` (``threads`` resolved by :func:`resolve_threads`).
     """
 
     backend = "pyfftw"
 
-    def __init__(self, shape, columns, physical, spectral, threads=None, effort="estimate", use_wisdom=True,
-                 wisdom_only=False):
+    def __init__(self, shape, columns, physical, spectral, rows=None, threads=None, effort="estimate",
+                 use_wisdom=True, wisdom_only=False):
         if effort not in EFFORTS:
             raise ValueError(f"fft_effort={effort!r}: expected one of {', '.join(EFFORTS)}")
         self.shape, self.columns = tuple(shape), int(columns)
@@ -294,29 +303,41 @@ class PrunedRealFFT:
         if d < 2 or not 0 < self.columns <= spec[-1]:
             raise ValueError(f"columns={columns} of a {self.shape} transform: expected d >= 2 and 1 <= columns <= "
                              f"{spec[-1]}")
+        if rows is not None and d != 3:
+            raise ValueError(f"rows of a {self.shape} transform: only for d = 3")
         if spectral.shape != spec or any(f.shape != self.shape for f in physical):
             raise ValueError("buffer shapes do not match the transform")
         self.threads, self.effort = resolve_threads(self.shape, threads), effort
         self.physical, self.spectral = list(physical), spectral
-        block, leading = spectral[..., :self.columns], tuple(range(d - 1))
-        plans = _fftw_plans([(block, block, leading, "FFTW_BACKWARD", True),
-                             (block, block, leading, "FFTW_FORWARD", True)]
+        block = spectral[..., :self.columns]
+        if rows is None:  # one c2c transform over the axes 0 … d − 2
+            backward = forward = [(block, tuple(range(d - 1)))]
+        else:  # along axis 0 on the rows of axis 1 (first backward, last forward), along axis 1 on all
+            axis0, axis1 = [(block[:, r], (0,)) for r in rows], [(block, (1,))]
+            backward, forward = axis0 + axis1, axis1 + axis0
+        fields = len(self.physical)
+        plans = _fftw_plans([(a, a, axes, "FFTW_BACKWARD", True) for a, axes in backward]
+                            + [(a, a, axes, "FFTW_FORWARD", True) for a, axes in forward]
                             + [(spectral, f, (d - 1,), "FFTW_BACKWARD", True) for f in self.physical]
                             + [(f, spectral, (d - 1,), "FFTW_FORWARD", True) for f in self.physical],
                             self.shape, self.threads, effort, use_wisdom, wisdom_only)
-        fields = len(self.physical)
-        self._c2c_backward, self._c2c_forward = plans[0].execute, plans[1].execute
-        self._c2r = [plan.execute for plan in plans[2:2 + fields]]
-        self._r2c = [plan.execute for plan in plans[2 + fields:]]
+        plans = [plan.execute for plan in plans]
+        n = len(backward)
+        self._c2c_backward, self._c2c_forward = plans[:n], plans[n:2 * n]
+        self._c2r, self._r2c = plans[2 * n:2 * n + fields], plans[2 * n + fields:]
 
     def backward(self, i: int) -> np.ndarray:
-        """Field ``i`` ← Σ_k F_k e^{ik·x} (F[..., c:] must be 0); the spectral buffer is destroyed."""
-        self._c2c_backward()
+        """Field ``i`` ← Σ_k F_k e^{ik·x} (F zero outside the first c columns and the rows); the
+        spectral buffer is destroyed."""
+        for c2c in self._c2c_backward:
+            c2c()
         self._c2r[i]()
         return self.physical[i]
 
     def forward(self, i: int) -> np.ndarray:
-        """F[..., :c] ← Σ_x f_i(x) e^{-ik·x}; field ``i`` may be destroyed. Returns the spectral buffer."""
+        """F ← Σ_x f_i(x) e^{-ik·x} in the first c columns (and the rows); field ``i`` may be
+        destroyed. Returns the spectral buffer."""
         self._r2c[i]()
-        self._c2c_forward()
+        for c2c in self._c2c_forward:
+            c2c()
         return self.spectral

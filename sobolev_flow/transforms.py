@@ -22,7 +22,8 @@ block as broadcastable vectors.
   :attr:`~PaddedTransform.scratch` (free between a ``backward`` and the next ``forward``). With
   pyfftw and 3/2 padding (d ≥ 2) the plans are pruned (:class:`~sobolev_flow.fft.PrunedRealFFT`):
   the complex transforms over the leading axes run only on the n_{d−1}/2 columns of the last
-  spectral axis that hold resolved coefficients, not on all M_{d−1}/2 + 1.
+  spectral axis that hold resolved coefficients, not on all M_{d−1}/2 + 1, and in 3-D those
+  along axis 0 only on the n_1 − 1 resolved rows of axis 1.
 - :class:`DistributedTransform`: the same interface on mpi4py-fft's padded transforms, each
   process holding its block of the fields and of the coefficients.
 
@@ -101,7 +102,8 @@ class PaddedTransform(_Multipliers):
     backend, threads, effort, wisdom_only
         Passed to :class:`~sobolev_flow.fft.RealFFT`, or with pyfftw, 3/2 padding and d ≥ 2 to
         :class:`~sobolev_flow.fft.PrunedRealFFT` (the zero-padded spectra vanish beyond the
-        first n_{d−1}/2 columns of the last axis, which the complex transforms skip).
+        first n_{d−1}/2 columns of the last axis, which the complex transforms skip, and in 3-D
+        outside the resolved rows of axis 1, which the transforms along axis 0 skip).
     kernels : {"auto", "numba", "numpy"}
         Zero-padding and truncation with their multipliers in one compiled pass each, or in
         numpy passes (:func:`sobolev_flow.fused.select`).
@@ -134,9 +136,12 @@ class PaddedTransform(_Multipliers):
         # the c2r/r2c transforms of field i, between it and the spectral buffer
         self.pruned = backend == "pyfftw" and grid.dealias == "3/2" and grid.d > 1
         if self.pruned:
-            # the embedding fills the columns 0 … n/2 − 1 of the last axis, the truncation reads them
-            fft = PrunedRealFFT(padded, grid.shape[-1] // 2, self.fields, self._spectral[0], threads=self.threads,
-                                effort=effort, wisdom_only=wisdom_only)
+            # the embedding fills the columns 0 … n/2 − 1 of the last axis and, in 3-D, the rows of
+            # axis 1 of |k_1| < n_1/2; the truncation reads them
+            n, m = grid.shape[-2], padded[-2]
+            rows = [slice(0, n // 2), slice(m - n // 2 + 1, m)] if grid.d == 3 else None
+            fft = PrunedRealFFT(padded, grid.shape[-1] // 2, self.fields, self._spectral[0], rows=rows,
+                                threads=self.threads, effort=effort, wisdom_only=wisdom_only)
             self._backward_fft = [functools.partial(fft.backward, i) for i in range(fields)]
             self._forward_fft = [functools.partial(fft.forward, i) for i in range(fields)]
         else:

@@ -169,3 +169,5 @@ def test_pruned_fft_checks_its_columns_and_buffers():
         PrunedRealFFT((12, 10), 7, fields, empty_aligned((12, 6), complex))
     with pytest.raises(ValueError, match="^buffer shapes do not match the transform$"):
         PrunedRealFFT((12, 10), 5, fields, empty_aligned((12, 5), complex))
+    with pytest.raises(ValueError, match=r"^rows of a \(12, 10\) transform: only for d = 3$"):
+        PrunedRealFFT((12, 10), 5, fields, empty_aligned((12, 6), complex), rows=[slice(0, 4)])
