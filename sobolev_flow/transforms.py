@@ -19,7 +19,11 @@ block as broadcastable vectors.
 
 - :class:`PaddedTransform`: one process, pyfftw plans (or numpy.fft) on aligned buffers built
   once; the fields share one padded spectral buffer, whose memory is also offered as
-  :attr:`~PaddedTransform.scratch` (free between a ``backward`` and the next ``forward``).
+  :attr:`~PaddedTransform.scratch` (free between a ``backward`` and the next ``forward``). With
+  pyfftw and 3/2 padding (d ≥ 2) the plans are pruned (:class:`~sobolev_flow.fft.PrunedRealFFT`):
+  the complex transforms over the leading axes run only on the n_{d−1}/2 columns of the last
+  spectral axis that hold resolved coefficients, not on all M_{d−1}/2 + 1, and in 3-D those
+  along axis 0 only on the n_1 − 1 resolved rows of axis 1.
 - :class:`DistributedTransform`: the same interface on mpi4py-fft's padded transforms, each
   process holding its block of the fields and of the coefficients.
 
@@ -36,12 +40,13 @@ runs differ only in the transform (and the layout) they are given.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from . import fused
-from .fft import RealFFT, empty_aligned
+from .fft import PrunedRealFFT, RealFFT, empty_aligned, resolve_backend, resolve_threads
 from .grid import Torus
 
 __all__ = ["PaddedTransform", "DistributedTransform", "padded_transform"]
@@ -95,7 +100,10 @@ class PaddedTransform(_Multipliers):
     fields : int
         Number of padded real fields to own (each with its own plan pair).
     backend, threads, effort, wisdom_only
-        Passed to :class:`~sobolev_flow.fft.RealFFT`.
+        Passed to :class:`~sobolev_flow.fft.RealFFT`, or with pyfftw, 3/2 padding and d ≥ 2 to
+        :class:`~sobolev_flow.fft.PrunedRealFFT` (the zero-padded spectra vanish beyond the
+        first n_{d−1}/2 columns of the last axis, which the complex transforms skip, and in 3-D
+        outside the resolved rows of axis 1, which the transforms along axis 0 skip).
     kernels : {"auto", "numba", "numpy"}
         Zero-padding and truncation with their multipliers in one compiled pass each, or in
         numpy passes (:func:`sobolev_flow.fused.select`).
@@ -109,6 +117,8 @@ class PaddedTransform(_Multipliers):
         and the next :meth:`forward`, overwritten by either.
     scale : float
         1 / (number of padded points).
+    pruned : bool
+        Whether the FFTs skip the zero columns (:class:`~sobolev_flow.fft.PrunedRealFFT`).
     """
 
     def __init__(self, grid: Torus, fields=2, backend="auto", threads=None, effort="estimate", wisdom_only=False,
@@ -120,13 +130,26 @@ class PaddedTransform(_Multipliers):
         padded = grid.padded_shape
         self._spectral = empty_aligned((1,) + grid.padded_spectral_shape, complex)
         self._buffers = [empty_aligned((1,) + padded, float) for _ in range(fields)]
-        self._plans = []
-        for buffer in self._buffers:
-            backend = self._plans[0].backend if self._plans else backend
-            self._plans.append(RealFFT(padded, backend=backend, threads=threads, effort=effort, physical=buffer,
-                                       spectral=self._spectral, wisdom_only=wisdom_only))
         self.fields = [buffer[0] for buffer in self._buffers]
-        self.backend, self.threads, self.effort = self._plans[0].backend, self._plans[0].threads, effort
+        backend = resolve_backend(backend)
+        self.threads, self.effort = resolve_threads(padded, threads), effort
+        # the c2r/r2c transforms of field i, between it and the spectral buffer
+        self.pruned = backend == "pyfftw" and grid.dealias == "3/2" and grid.d > 1
+        if self.pruned:
+            # the embedding fills the columns 0 … n/2 − 1 of the last axis and, in 3-D, the rows of
+            # axis 1 of |k_1| < n_1/2; the truncation reads them
+            n, m = grid.shape[-2], padded[-2]
+            rows = [slice(0, n // 2), slice(m - n // 2 + 1, m)] if grid.d == 3 else None
+            fft = PrunedRealFFT(padded, grid.shape[-1] // 2, self.fields, self._spectral[0], rows=rows,
+                                threads=self.threads, effort=effort, wisdom_only=wisdom_only)
+            self._backward_fft = [functools.partial(fft.backward, i) for i in range(fields)]
+            self._forward_fft = [functools.partial(fft.forward, i) for i in range(fields)]
+        else:
+            plans = [RealFFT(padded, backend=backend, threads=self.threads, effort=effort, physical=buffer,
+                             spectral=self._spectral, wisdom_only=wisdom_only) for buffer in self._buffers]
+            self._backward_fft = [plan.backward for plan in plans]
+            self._forward_fft = [plan.forward for plan in plans]
+        self.backend = backend
         self.scale = 1.0 / math.prod(padded)
         # the spectral buffer seen as a padded real field (it holds at least as many doubles)
         self.scratch = self._spectral.view(float).reshape(-1)[:math.prod(padded)].reshape(padded)
@@ -146,19 +169,19 @@ class PaddedTransform(_Multipliers):
         if self._fused is None:
             return super().backward(f_hat, i, axis, weights)
         self._fused.embed(self._spectral[0], f_hat, axis, weights)
-        self._plans[i].backward()
+        self._backward_fft[i]()
         return self.fields[i]
 
     def _backward(self, f_hat, i):
         self.load(f_hat)
-        self._plans[i].backward()
+        self._backward_fft[i]()
         return self.fields[i]
 
     def load(self, f_hat: np.ndarray):
         """The padded spectral buffer ← ``f_hat`` zero-padded (the first half of :meth:`backward`)."""
         spec = self._spectral[0]
-        # only the padding needs re-zeroing: the c2r transforms destroy the buffer, but every
-        # other entry is overwritten here
+        # only the padding needs re-zeroing: the c2r transforms destroy the buffer (and the pruned
+        # ones need its zero columns), but every other entry is overwritten here
         for index in self._padding:
             spec[index] = 0.0
         for src, dst in self._blocks:
@@ -170,12 +193,13 @@ class PaddedTransform(_Multipliers):
         ``accumulate``). Field ``i`` is destroyed."""
         if self._fused is None:
             return super().forward(i, out, axis, factor, accumulate)
-        spec = self._plans[i].forward()[0]
-        self._fused.extract(out, spec, axis, factor, accumulate)
+        self._forward_fft[i]()
+        self._fused.extract(out, self._spectral[0], axis, factor, accumulate)
         return out
 
     def _forward(self, i, out):
-        spec = self._plans[i].forward()[0]
+        self._forward_fft[i]()
+        spec = self._spectral[0]
         # numpy multiplies strided block views several times slower than it copies them: the
         # blocks are copied out here and multiplied by the caller on the contiguous result
         for src, dst in self._blocks:
@@ -186,12 +210,12 @@ class PaddedTransform(_Multipliers):
 
     def execute(self, i: int):
         """One backward and one forward FFT of field ``i`` and nothing else (for benchmarks)."""
-        self._plans[i].backward()
-        self._plans[i].forward()
+        self._backward_fft[i]()
+        self._forward_fft[i]()
 
     def execute_backward(self, i: int):
         """One backward FFT of field ``i`` and nothing else (for benchmarks)."""
-        self._plans[i].backward()
+        self._backward_fft[i]()
 
     def interpolate(self, f_hat: np.ndarray) -> np.ndarray:
         """A new array of the values of Σ_k f_k e^{ik·x} on the padded grid (set-up only)."""
