@@ -309,11 +309,12 @@ def flipped_chunks(folder, reference, tree=ROOT):
 
 
 def one_writer(folder, tree=ROOT):
-    """While a slow run (64², rtol 1e-10, t_end 1000) writes run.h5: a second run, one with
-    ``--overwrite`` and a ``--restart`` on the same file; then the first stops (SIGTERM), and an
-    ``--overwrite`` whose run cannot write its first record (a 20 kB file size limit)."""
+    """While a slow run (64², a fixed step of 10⁻³ to t_end 1000: a million steps, far longer than
+    the test) writes run.h5: a second run, one with ``--overwrite`` and a ``--restart`` on the same
+    file; then the first stops (SIGTERM), and an ``--overwrite`` whose run cannot write its first
+    record (a 20 kB file size limit)."""
     folder.mkdir(parents=True, exist_ok=True)
-    slow = ["--set", "grid.n=64", "time.rtol=1e-10", "time.t_end=1000", "fft.threads=1"]
+    slow = ["--set", "grid.n=64", "time.dt=1e-3", "time.t_end=1000", "fft.threads=1"]
     first = start(*slow, "--output", "run.h5", "--quiet", cwd=folder, tree=tree)
     deadline = time.monotonic() + 60
     while stored_checkpoint(folder / "run.h5") is None and time.monotonic() < deadline:
