@@ -56,7 +56,6 @@ class SpectralSums:
         for k, n in zip(grid.wavenumbers(), grid.shape):
             kmax = (n // 2 - 1) if grid.dealias == "3/2" else int(np.ceil(n / 3) - 1)
             top |= np.abs(k) > 2 * kmax / 3
-        self._nonzero = local(nonzero)
         self._resolved = local(grid.resolved & nonzero)
         self._top = local(grid.resolved & nonzero & top)
         if weights is not None:  # the tail counts only the modes the kernel sees (K̂_k > 0)
@@ -135,6 +134,7 @@ class SpectralSums:
         if total == 0.0:
             return 0.0
         return self.layout.sum(float(np.sum(power, where=self._top))) / total
+
 
 def energy(grid: Torus, weights: np.ndarray, rho_hat: np.ndarray) -> float:
     """E = ½ Σ_k K̂(k) |ρ_k|²  (= ½‖ρ‖²_{Ḣ^{-s}} for K̂ = |k|^{-2s}, K̂_0 = 0).

@@ -138,8 +138,7 @@ class PaddedTransform(_Multipliers):
         if self.pruned:
             # the embedding fills the columns 0 … n/2 − 1 of the last axis and, in 3-D, the rows of
             # axis 1 of |k_1| < n_1/2; the truncation reads them
-            n, m = grid.shape[-2], padded[-2]
-            rows = [slice(0, n // 2), slice(m - n // 2 + 1, m)] if grid.d == 3 else None
+            rows = _kept(grid.shape[-2], padded[-2]) if grid.d == 3 else None
             fft = PrunedRealFFT(padded, grid.shape[-1] // 2, self.fields, self._spectral[0], rows=rows,
                                 threads=self.threads, effort=effort, wisdom_only=wisdom_only)
             self._backward_fft = [functools.partial(fft.backward, i) for i in range(fields)]
@@ -388,6 +387,12 @@ def _unresolved_slabs(grid: Torus, block=None) -> list:
     return slabs
 
 
+def _kept(n: int, m: int) -> list:
+    """The index ranges of a leading axis of the padded spectral layout (m points) that hold the
+    resolved wavenumbers of n points with 3/2 padding, 0 ≤ k < n/2 and −n/2 < k < 0."""
+    return [slice(0, n // 2), slice(m - n // 2 + 1, m)]
+
+
 def _padding_slabs(grid: Torus) -> list:
     """Disjoint slices of the padded spectral layout that no embedding block writes.
 
@@ -399,7 +404,7 @@ def _padding_slabs(grid: Torus) -> list:
     kept, gaps = [], []
     for axis, (n, m) in enumerate(zip(grid.shape, grid.padded_shape)):
         if axis < grid.d - 1:
-            kept.append([slice(0, n // 2), slice(m - n // 2 + 1, m)])
+            kept.append(_kept(n, m))
             gaps.append(slice(n // 2, m - n // 2 + 1))
         else:
             kept.append([slice(0, n // 2)])
