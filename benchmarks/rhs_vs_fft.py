@@ -20,6 +20,13 @@ measurements are interleaved, one of each per repeat (alternating which goes fir
 background load affects both alike, and the element-wise work is reported as the median of
 the per-repeat differences RHS − FFT (so the columns need not subtract exactly).
 
+"The FFTs" are the right-hand side's own: with pyFFTW and 3/2 padding (d ≥ 2) the pruned
+transforms of :class:`~sobolev_flow.fft.PrunedRealFFT`, which skip the zero columns of the padded
+spectrum. The column "full FFT" times, interleaved with the two, the same number of unpruned
+c2r and r2c transforms of the padded grid (:class:`~sobolev_flow.fft.RealFFT`, same threads and
+planner effort), what the right-hand side would transform without pruning; "RHS / full" is the
+right-hand side over that time.
+
 Cases: 2-D 256², 512², 1024², 3-D 64³, 128³, each with ``threads`` 1 and 2 (``--cases``,
 ``--threads`` and ``--quick`` change the set). Every measurement is warmed up and then
 repeated at least ``--repeats`` times and for at least ``--min-time`` seconds of each kind
@@ -38,7 +45,8 @@ The output is a header (versions, CPU, load; the settings, geometry included) an
 table; with ``--json`` it is instead one JSON object on stdout: ``versions`` and
 ``description`` (the two header lines), ``settings`` (backend, effort, kernels, geometry,
 geometry_description, repeats, min_time, target_ratio) and ``timings``, a list of
-``{"shape", "threads", "fft", "rhs", "elementwise", "ratio", "repeats"}``, times in seconds.
+``{"shape", "threads", "fft", "rhs", "elementwise", "ratio", "full_fft", "ratio_full",
+"repeats"}``, times in seconds.
 ``benchmarks/before_after.py`` compares this script's results with those of a git revision.
 
 ``--kernels`` chooses the element-wise kernels (:mod:`sobolev_flow.fused`): ``numba`` (fused
@@ -92,6 +100,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sobolev_flow import SobolevKernel, SpectralModel, Torus
+from sobolev_flow.fft import RealFFT
 from sobolev_flow.models import make_geometry
 
 FULL_CASES = ((256, 256), (512, 512), (1024, 1024), (64, 64, 64), (128, 128, 128))
@@ -117,6 +126,9 @@ class Timing:
     fft, rhs, elementwise : float
         Median times of the FFTs of one call, of one ``SpectralModel.explicit`` call, and of the
         per-repeat difference RHS − FFT.
+    full_fft : float
+        Median time of as many unpruned transforms of the padded grid (equal to ``fft`` when the
+        right-hand side's transforms are not pruned).
     repeats : int
         Number of interleaved repeats behind the medians.
     """
@@ -127,11 +139,17 @@ class Timing:
     rhs: float
     elementwise: float
     repeats: int
+    full_fft: float
 
     @property
     def ratio(self) -> float:
         """RHS time over FFT time."""
         return self.rhs / self.fft
+
+    @property
+    def ratio_full(self) -> float:
+        """RHS time over the time of the unpruned transforms."""
+        return self.rhs / self.full_fft
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -258,6 +276,36 @@ def time_ffts(model: SpectralModel, rho_hat: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
+def full_transforms(model: SpectralModel):
+    """A function executing the transforms of one ``explicit`` call unpruned: (1 + d) c2r and d
+    r2c (one pair more under WFR) of a :class:`~sobolev_flow.fft.RealFFT` on the padded grid with
+    the model's back end, threads and planner effort; its spectral buffer is filled with the
+    zero-padded state before each backward transform, outside the returned function's work
+    (see :func:`time_full_ffts`). None when the model's transforms are not pruned (they are
+    then the full ones)."""
+    transform = model.transform
+    if not getattr(transform, "pruned", False):
+        return None
+    fft = RealFFT(model.grid.padded_shape, backend=transform.backend, threads=transform.threads,
+                  effort=transform.effort)
+    pairs = model.grid.d + (1 if model.alpha else 0)
+    return fft, pairs
+
+
+def time_full_ffts(full, model: SpectralModel) -> float:
+    """Seconds taken by the unpruned transforms of :func:`full_transforms`: one c2r, then per pair
+    a c2r and an r2c, the spectral buffer holding the padded spectrum of the state (copied from
+    the model's, untimed) before the first."""
+    fft, pairs = full
+    np.copyto(fft.spectral[0], model.transform._spectral[0])
+    start = time.perf_counter()
+    fft.backward()
+    for _ in range(pairs):
+        fft.backward()
+        fft.forward()
+    return time.perf_counter() - start
+
+
 def make_model(grid: Torus, threads: int, args: argparse.Namespace) -> SpectralModel:
     """The model whose right-hand side is timed: μ0 ≡ ν ≡ 1 (the timed states are passed to
     ``explicit`` directly), ``SobolevKernel(s=2)``, the geometry, back end, threads, planner
@@ -287,11 +335,14 @@ def measure_case(shape, threads: int, args: argparse.Namespace) -> Timing:
     rho_hat = smooth_state(grid, np.random.default_rng(args.seed))
     out = np.empty_like(rho_hat)
 
+    full = full_transforms(model)
     for _ in range(3):  # warm-up: page in buffers, wake the FFTW thread pool
         time_rhs(model, rho_hat, out)
         time_ffts(model, rho_hat)
+        if full is not None:
+            time_full_ffts(full, model)
 
-    rhs, fft = [], []
+    rhs, fft, full_fft = [], [], []
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -303,13 +354,16 @@ def measure_case(shape, threads: int, args: argparse.Namespace) -> Timing:
             else:
                 rhs.append(time_rhs(model, rho_hat, out))
                 fft.append(time_ffts(model, rho_hat))
+            if full is not None:  # after the FFT timing, whose load left the padded state in the buffer
+                full_fft.append(time_full_ffts(full, model))
     finally:
         if gc_was_enabled:
             gc.enable()
 
     diff = [r - f for r, f in zip(rhs, fft)]
-    return Timing(tuple(shape), model.transform.threads, statistics.median(fft), statistics.median(rhs),
-                  statistics.median(diff), len(rhs))
+    fft = statistics.median(fft)
+    return Timing(tuple(shape), model.transform.threads, fft, statistics.median(rhs), statistics.median(diff),
+                  len(rhs), statistics.median(full_fft) if full_fft else fft)
 
 
 @dataclass(frozen=True)
@@ -411,12 +465,13 @@ def format_step_table(timings) -> str:
 def format_table(timings) -> str:
     """A markdown table of the timings."""
     lines = [
-        "| case | threads | FFT ms | RHS ms | element-wise ms | ratio | repeats |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| case | threads | FFT ms | RHS ms | element-wise ms | ratio | full FFT ms | RHS / full | repeats |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in timings:
         lines.append(f"| {case_name(t.shape)} | {t.threads} | {1e3 * t.fft:.2f} | {1e3 * t.rhs:.2f} | "
-                     f"{1e3 * t.elementwise:.2f} | {t.ratio:.2f} | {t.repeats} |")
+                     f"{1e3 * t.elementwise:.2f} | {t.ratio:.2f} | {1e3 * t.full_fft:.2f} | {t.ratio_full:.2f} | "
+                     f"{t.repeats} |")
     return "\n".join(lines)
 
 
@@ -439,7 +494,8 @@ def as_json(timings, args: argparse.Namespace) -> str:
                                   "repeats": t.repeats} for t in timings]}
     else:
         rows = {"timings": [{"shape": list(t.shape), "threads": t.threads, "fft": t.fft, "rhs": t.rhs,
-                             "elementwise": t.elementwise, "ratio": t.ratio, "repeats": t.repeats} for t in timings]}
+                             "elementwise": t.elementwise, "ratio": t.ratio, "full_fft": t.full_fft,
+                             "ratio_full": t.ratio_full, "repeats": t.repeats} for t in timings]}
     return json.dumps({
         "versions": versions_header(),
         "description": settings_line(args),
