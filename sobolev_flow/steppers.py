@@ -32,11 +32,81 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["phi", "ExplicitRK", "IMEXRK", "ExponentialRK", "SCHEMES", "get_scheme", "register"]
+__all__ = ["phi", "phis", "ExplicitRK", "IMEXRK", "ExponentialRK", "SCHEMES", "get_scheme", "register"]
 
 #: Below this |z| the φ-functions are summed from their Taylor series.
 PHI_SERIES_RADIUS = 1.0
-_PHI_SERIES_TERMS = 22
+#: The bound on the relative truncation error of the series (:func:`phi_series_terms`).
+PHI_SERIES_TOLERANCE = 1e-21
+
+
+def phi_series_terms(j: int, radius: float) -> int:
+    """The degree T of the Taylor polynomial Σ_{m≤T} z^m/(m + j)! of φ_j whose truncation error
+    is below :data:`PHI_SERIES_TOLERANCE` relative to φ_0, …, φ_j for |z| ≤ ``radius`` < 2.
+
+    The tail is at most 2 r^{T+1}/(T + 1 + j)! (a geometric series of ratio r/(T + 2 + j) ≤ ½),
+    and φ_i(z) ≥ e^{−r}/i! ≥ e^{−r}/j! for i ≤ j; the recurrence φ_i = 1/i! + z φ_{i+1} carries the
+    error of φ_j down multiplied by |z|^{j−i} ≤ 1. The bound 2 e^r j! r^{T+1}/(T + 1 + j)! is
+    thus the relative error of every order (T = 22 at r = 1, j = 0; 7 at r = 0.01, j = 3).
+    """
+    scale = 2.0 * math.exp(radius) * math.factorial(j)
+    terms = 0
+    while scale * radius ** (terms + 1) / math.factorial(terms + 1 + j) > PHI_SERIES_TOLERANCE:
+        terms += 1
+    return terms
+
+
+def phis(order: int, z) -> list:
+    """[φ_0(z), φ_1(z), …, φ_J(z)] for J = ``order`` and real z, each as :func:`phi` defines it.
+
+    Notes
+    -----
+    φ_0 = e^z. Where |z| < 1, φ_J is summed by Horner's rule to the degree
+    :func:`phi_series_terms` gives for the largest such |z| (truncation error below 1e-21
+    relative), then φ_j = 1/j! + z φ_{j+1} downward (stable: an error is multiplied by |z| < 1);
+    where |z| ≥ 1, φ_1 = expm1(z)/z and φ_{j+1} = (φ_j − 1/j!)/z upward, which loses at most about
+    one digit at |z| = 1 and is exact to rounding as |z| grows. Every order is accurate to a few
+    ulps relative, including at z → 0 and z → −∞; one call costs about one φ_J.
+    """
+    z = np.asarray(z, dtype=float)
+    shape, z = z.shape, z.reshape(-1)
+    small = np.abs(z) < PHI_SERIES_RADIUS
+    if order == 0:
+        rest = []
+    elif small.all():
+        rest = _phis_series(order, z)
+    elif not small.any():
+        rest = _phis_recurrence(order, z)
+    else:
+        rest = [np.empty_like(z) for _ in range(order)]
+        for parts, where in ((_phis_series(order, z[small]), small), (_phis_recurrence(order, z[~small]), ~small)):
+            for value, part in zip(rest, parts):
+                value[where] = part
+    return [value.reshape(shape) for value in [np.exp(z)] + rest]
+
+
+def _phis_series(order, z) -> list:
+    """[φ_1, …, φ_J](z) for |z| < 1: φ_J by Horner's rule, the others by φ_j = 1/j! + z φ_{j+1}."""
+    radius = float(np.max(np.abs(z), initial=0.0))
+    terms = phi_series_terms(order, radius)
+    acc = np.full_like(z, 1.0 / math.factorial(terms + order))
+    for m in range(terms - 1, -1, -1):
+        acc *= z
+        acc += 1.0 / math.factorial(m + order)
+    values = [acc]
+    for j in range(order - 1, 0, -1):
+        value = z * values[0]
+        value += 1.0 / math.factorial(j)
+        values.insert(0, value)
+    return values
+
+
+def _phis_recurrence(order, z) -> list:
+    """[φ_1, …, φ_J](z) for |z| ≥ 1: φ_1 = expm1(z)/z, φ_{j+1} = (φ_j − 1/j!)/z."""
+    values = [np.expm1(z) / z]
+    for j in range(1, order):
+        values.append((values[-1] - 1.0 / math.factorial(j)) / z)
+    return values
 
 
 def phi(j: int, z) -> np.ndarray:
@@ -46,27 +116,12 @@ def phi(j: int, z) -> np.ndarray:
 
     Notes
     -----
-    For |z| < 1 the Taylor series is summed by Horner's rule (22 terms, truncation error
-    below 1e-21); for |z| ≥ 1 the recurrence starting from ``expm1(z)/z`` is used, which
-    loses at most about one digit at |z| = 1 and is exact to rounding as |z| grows. Both
+    The last of :func:`phis` (``j``, z): for |z| < 1 the Taylor series summed by Horner's rule
+    (truncation error below 1e-21); for |z| ≥ 1 the recurrence starting from ``expm1(z)/z``,
+    which loses at most about one digit at |z| = 1 and is exact to rounding as |z| grows. Both
     branches are accurate to a few ulps relative, including at z → 0 and z → −∞.
     """
-    z = np.asarray(z, dtype=float)
-    if j == 0:
-        return np.exp(z)
-    out = np.empty_like(z)
-    small = np.abs(z) < PHI_SERIES_RADIUS
-    zs = z[small]
-    acc = np.full_like(zs, 1.0 / math.factorial(_PHI_SERIES_TERMS + j))
-    for m in range(_PHI_SERIES_TERMS - 1, -1, -1):
-        acc = acc * zs + 1.0 / math.factorial(m + j)
-    out[small] = acc
-    zl = z[~small]
-    value = np.expm1(zl) / zl
-    for m in range(1, j):
-        value = (value - 1.0 / math.factorial(m)) / zl
-    out[~small] = value
-    return out
+    return phis(j, z)[j]
 
 
 # ============================================================================ schemes as data
@@ -509,8 +564,25 @@ class _IMEXRKStepper(_Stepper):
         return err
 
 
+def _phi_orders(scheme) -> dict:
+    """{c: the highest j of the φ_j(c z) an exponential scheme's coefficients take}, found by
+    evaluating them with an evaluator that records its arguments."""
+    orders: dict = {}
+
+    def record(j, c):
+        orders[c] = max(j, orders.get(c, 0))
+        return 1.0
+
+    for f in [*scheme.a.values(), *scheme.b, *(scheme.b_hat or ())]:
+        f(record)
+    for c in scheme.c[1:]:
+        record(0, c)
+    return orders
+
+
 class _ExponentialRKStepper(_Stepper):
-    """Coefficients are computed on the distinct values of L and gathered into preallocated
+    """Coefficients are computed on the distinct values of L (all φ_j(c z) of one c by one call of
+    :func:`phis`, to the highest j the scheme takes there) and gathered into preallocated
     arrays, kept for the most recent step size (a fixed step reuses them; an adaptive step
     recomputes them as h changes). Equal coefficient arrays (e.g. b_2 = b_3 of ETDRK4, e^{c z}
     for equal c) are stored once, and zero ones (e.g. b_i − b̂_i of a stage the embedded
@@ -522,6 +594,7 @@ class _ExponentialRKStepper(_Stepper):
     def __init__(self, scheme, model):
         super().__init__(scheme, model)
         self._values, self._inverse = distinct_values(model.linear)
+        self._orders = _phi_orders(scheme)
         self._cache: dict = {}
         # preallocated coefficient arrays, one pool per cache slot, reused as h changes
         self._pools = [[] for _ in range(self.CACHE)]
@@ -541,12 +614,12 @@ class _ExponentialRKStepper(_Stepper):
             slot = len(self._cache)
         pool = self._pools[slot]
         z = h * self._values
-        memo: dict = {}
+        memo: dict = {}  # c -> [φ_0, …, φ_J](c z), J the highest order the scheme takes at c
 
         def p(j, c):
-            if (j, c) not in memo:
-                memo[(j, c)] = phi(j, c * z)
-            return memo[(j, c)]
+            if c not in memo or j >= len(memo[c]):
+                memo[c] = phis(max(j, self._orders.get(c, 0)), c * z)
+            return memo[c][j]
 
         gathered: dict = {}  # the bytes of a coefficient's distinct values → its gathered array
 
