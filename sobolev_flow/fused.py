@@ -23,7 +23,8 @@ under a second).
 savings to repay loading it (:data:`AUTO_POINTS`). :func:`select` resolves a choice;
 :func:`products` gives the grid-space products, :func:`spectral` the padding and truncation
 kernels of :class:`~sobolev_flow.transforms.PaddedTransform`, :func:`stepping` the stage
-combinations of the explicit Runge–Kutta stepper (:mod:`sobolev_flow.steppers`).
+combinations of the explicit Runge–Kutta stepper (:mod:`sobolev_flow.steppers`), :func:`extension`
+the continuous extension of a step (:class:`~sobolev_flow.solver.Solver`).
 
 Grid-space products (fields flattened, μ − ν̄ written m)::
 
@@ -43,6 +44,11 @@ Stage combinations (complex arrays as float views, L real and diagonal)::
 
     combine:     out = base + Σ_t c_t K[which[t]]      (U_i = u + h Σ_j a_ij k_j, the update)
     add_linear:  out = L u + n,  or  out ← out + L u    (k_i = L U_i + N(U_i))
+
+Continuous extension of a step (E(τ) = e^{τL} from the distinct values of L, v = u1 − E(h) u0)::
+
+    extend:      out = E(θh) u0 + h w10 n0 + h w11 n1 + (w01 + h w11 L) v,
+                 ∂t out = d10 n0 + d11 n1 + (d01/h + d11 L) v + L E(θh) u0
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-__all__ = ["KERNELS", "PARALLEL", "select", "kernel_threads", "products", "spectral", "stepping", "view"]
+__all__ = ["KERNELS", "PARALLEL", "select", "kernel_threads", "products", "spectral", "stepping", "extension", "view"]
 
 log = logging.getLogger(__name__)
 
@@ -443,8 +449,70 @@ def _loops(prange):
                     o[2 * k] += a * x[2 * k]
                     o[2 * k + 1] += a * x[2 * k + 1]
 
+    def extend(out, derivative, u0, n0, u1, n1, linear, decay_step, decay, index, weights, chunks):
+        """The continuous extension of a step of h (:meth:`sobolev_flow.solver.Solver._extend`) at
+        θ in one pass, E(τ) = e^{τL} read from the exponentials of L's distinct values:
+
+            v = u1 − E(h) u0,
+            out = E(θh) u0 + h w10 n0 + h w11 n1 + (w01 + h w11 L) v,
+            derivative = d10 n0 + d11 n1 + (d01/h + d11 L) v + L E(θh) u0,
+
+        each sum in the order of the numpy passes of the solver (left to right as written), so the
+        results are theirs to the last bit.
+
+        Parameters
+        ----------
+        out, derivative : ndarray, 1-D float
+            Receive the state and its time derivative (complex arrays as float views); an empty
+            ``derivative``: none.
+        u0, n0, u1, n1 : ndarray, 1-D float
+            The states at both ends of the step and N there (float views).
+        linear : ndarray, 1-D float
+            L, one entry per complex coefficient.
+        decay_step, decay : ndarray, 1-D float
+            e^{hλ} and e^{θhλ} of the distinct values λ of L.
+        index : ndarray of int32
+            The position in the distinct values of each entry of L.
+        weights : ndarray, float, (7,)
+            h w10, h w11, w01, h w11, d10, d11, d01/h (the cubic Hermite weights at θ and their
+            derivatives, :func:`~sobolev_flow.solver.cubic_hermite_weights`).
+        chunks : int
+            Blocks of the index range (threads of the parallel variant).
+        """
+        size = linear.size
+        given = derivative.size > 0
+        a10, a11, w01, b11, d10, d11, d01 = (weights[0], weights[1], weights[2], weights[3], weights[4],
+                                             weights[5], weights[6])
+        for c in prange(chunks):
+            start, stop = c * size // chunks, (c + 1) * size // chunks
+            el, where = linear[start:stop], index[start:stop]
+            x0, m0 = u0[2 * start:2 * stop], n0[2 * start:2 * stop]
+            x1, m1, o = u1[2 * start:2 * stop], n1[2 * start:2 * stop], out[2 * start:2 * stop]
+            if given:
+                dv = derivative[2 * start:2 * stop]
+                for k in range(el.size):
+                    lam, i = el[k], where[k]
+                    e, a = decay_step[i], decay[i]
+                    g, gd, f = w01 + b11 * lam, d01 + d11 * lam, lam * a
+                    re, im = 2 * k, 2 * k + 1
+                    x, y = x0[re], x0[im]
+                    v, w = x1[re] - e * x, x1[im] - e * y
+                    o[re] = a * x + a10 * m0[re] + a11 * m1[re] + g * v
+                    o[im] = a * y + a10 * m0[im] + a11 * m1[im] + g * w
+                    dv[re] = d10 * m0[re] + d11 * m1[re] + gd * v + f * x
+                    dv[im] = d10 * m0[im] + d11 * m1[im] + gd * w + f * y
+            else:
+                for k in range(el.size):
+                    lam, i = el[k], where[k]
+                    e, a = decay_step[i], decay[i]
+                    g = w01 + b11 * lam
+                    re, im = 2 * k, 2 * k + 1
+                    x, y = x0[re], x0[im]
+                    o[re] = a * x + a10 * m0[re] + a11 * m1[re] + g * (x1[re] - e * x)
+                    o[im] = a * y + a10 * m0[im] + a11 * m1[im] + g * (x1[im] - e * y)
+
     return SimpleNamespace(flux_product=flux_product, reaction_product=reaction_product, embed=embed,
-                           extract=extract, combine=combine, add_linear=add_linear)
+                           extract=extract, combine=combine, add_linear=add_linear, extend=extend)
 
 
 #: Multipliers of :func:`embed` and :func:`extract`: none, a real g, an imaginary i g.
@@ -462,7 +530,7 @@ def _compiled(parallel=False) -> SimpleNamespace:
     disk, so a later process loads them instead of compiling): one thread, or with ``parallel``
     the variant whose blocks run on numba's threads."""
     import numba
-    from numba import boolean, float64, int64
+    from numba import boolean, float64, int32, int64
 
     vector, matrix, rows = float64[::1], float64[:, ::1], int64[::1]
     jit = functools.partial(numba.njit, cache=True, nogil=True, parallel=parallel)
@@ -477,6 +545,8 @@ def _compiled(parallel=False) -> SimpleNamespace:
                                int64))(loops.extract),
         combine=jit(numba.void(vector, vector, vector, matrix, rows, int64))(loops.combine),
         add_linear=jit(numba.void(vector, vector, vector, vector, int64))(loops.add_linear),
+        extend=jit(numba.void(vector, vector, vector, vector, vector, vector, vector, vector, vector, int32[::1],
+                              vector, int64))(loops.extend),
     )
     log.debug("fused kernels ready (numba %s%s) in %.2f s", numba.__version__, ", parallel" if parallel else "",
               time.perf_counter() - start)
@@ -517,6 +587,13 @@ def spectral(threads: int = 1) -> SimpleNamespace:
     :func:`products`), and ``chunks`` = ``threads``."""
     compiled = _compiled(threads > 1)
     return SimpleNamespace(embed=compiled.embed, extract=compiled.extract, chunks=int(threads))
+
+
+def extension(threads: int = 1) -> SimpleNamespace:
+    """The compiled ``extend`` kernel of the solver's continuous extension (numba), parallel with
+    ``threads`` > 1 (as :func:`products`), and ``chunks`` = ``threads``."""
+    compiled = _compiled(threads > 1)
+    return SimpleNamespace(extend=compiled.extend, chunks=int(threads))
 
 
 def stepping(threads: int = 1) -> SimpleNamespace:
