@@ -31,6 +31,8 @@ Grid-space products (fields flattened, μ − ν̄ written m)::
     flux_product:     F = m ∂_jψ in place of ∂_jψ; first axis: m ← m + (ν − ν̄) if given, min m;
                       monitoring: S ← Σ_{i ≤ j} (∂_iψ)² accumulated, max S at the last axis
     reaction_product: R = m ψ in place of ψ; monitoring: max |ψ|
+    observe:          at the last axis of the diagnostics' transforms: m ← m + (ν − ν̄) if given,
+                      S ← S + (∂_dψ)² (S = (∂_1ψ)² in 1-D); returns (min m, Σ m S, max S)
 
 Spectral kernels (arrays seen as (rows, columns): every axis but the last flattened into rows)::
 
@@ -170,6 +172,31 @@ def _reaction_product_numpy(field, mu, monitor, chunks=1):
     return high
 
 
+def _observe_numpy(m, speed2, gradient, offset, first, chunks=1):
+    """The numpy passes of :func:`observe` (same contract; ``chunks`` is ignored)."""
+    if offset.size:
+        m += offset
+    if first:
+        np.multiply(gradient, gradient, out=speed2)
+    else:
+        speed2 += np.multiply(gradient, gradient, out=gradient)
+    low = float(np.min(m, initial=math.inf))
+    # numpy's own loop: a BLAS dot (np.dot, np.vdot) spins its threads against FFTW's
+    total = float(np.einsum("i,i->", m, speed2))
+    return low, total, float(np.max(speed2, initial=0.0))
+
+
+def _observe_compiled(loop, m, speed2, gradient, offset, first, chunks):
+    """:func:`observe` with the compiled ``loop`` (one pass) and the blocks' results combined; the
+    extrema by numpy when the sum is NaN (so that a NaN reaches them, as numpy's do)."""
+    partial = np.empty((chunks, 3))
+    loop(m, speed2, gradient, offset, first, partial, chunks)
+    total = float(np.sum(partial[:, 1]))
+    if math.isnan(total):
+        return float(np.min(m, initial=math.inf)), total, float(np.max(speed2, initial=0.0))
+    return float(np.min(partial[:, 0])), total, float(np.max(partial[:, 2]))
+
+
 def _flux_product_compiled(loop, work, mu, speed2, offset, scratch, first, last, monitor, chunks):
     """The flux product with the compiled ``loop`` (:func:`flux_product`: the product in one pass)
     and the monitor's reductions by numpy.
@@ -274,6 +301,54 @@ def _loops(prange):
                     g = f[i]
                     s[i] = previous[i] + g * g
                     f[i] = g * m[i]
+
+    def observe_sums(m, speed2, gradient, offset, first, partial, chunks):
+        """The reductions of the monitor and of D at the last axis, one pass (:func:`observe`):
+        m ← m + offset (if given), S = S_{d−1} + (∂_dψ)² (alone if ``first``) in place of
+        ``speed2``, and per block c: partial[c] = (min m, Σ m S, max S) (inf, 0, 0 if empty).
+
+        Parameters
+        ----------
+        m : ndarray, 1-D float
+            μ − ν̄ on the padded grid (flattened), or μ − ν̄ − (ν − ν̄) when ``offset`` is given.
+        speed2 : ndarray, 1-D float
+            S_{d−1} = Σ_{i<d} (∂_iψ)² from the previous axes; receives S.
+        gradient : ndarray, 1-D float
+            ∂_dψ of the last axis.
+        offset : ndarray, 1-D float
+            ν − ν̄, added to ``m``, or an empty array (none).
+        first : bool
+            Whether the last axis is also the first (1-D: S = (∂_1ψ)²).
+        partial : ndarray, float, (chunks, 3)
+            Receives the block's minimum, sum and maximum.
+        chunks : int
+            Blocks of the index range (threads of the parallel variant).
+
+        Notes
+        -----
+        The comparisons skip NaN: the caller recomputes the extrema by numpy (which propagate NaN)
+        when a sum is NaN, which any NaN in m or S makes it.
+        """
+        n = m.size
+        add = offset.size > 0
+        for c in prange(chunks):
+            start, stop = c * n // chunks, (c + 1) * n // chunks
+            x, s, g = m[start:stop], speed2[start:stop], gradient[start:stop]
+            low, total, high = math.inf, 0.0, 0.0
+            if add:
+                o = offset[start:stop]
+                for i in range(x.size):
+                    x[i] += o[i]
+            for i in range(x.size):
+                v, a = x[i], g[i]
+                q = a * a if first else s[i] + a * a
+                s[i] = q
+                total += v * q
+                if v < low:
+                    low = v
+                if q > high:
+                    high = q
+            partial[c, 0], partial[c, 1], partial[c, 2] = low, total, high
 
     def reaction_product(field, mu, chunks):
         """R = m ψ in place of ``field`` = ψ (m = μ − ν̄), in ``chunks`` blocks."""
@@ -511,8 +586,8 @@ def _loops(prange):
                     o[re] = a * x + a10 * m0[re] + a11 * m1[re] + g * (x1[re] - e * x)
                     o[im] = a * y + a10 * m0[im] + a11 * m1[im] + g * (x1[im] - e * y)
 
-    return SimpleNamespace(flux_product=flux_product, reaction_product=reaction_product, embed=embed,
-                           extract=extract, combine=combine, add_linear=add_linear, extend=extend)
+    return SimpleNamespace(flux_product=flux_product, reaction_product=reaction_product, observe_sums=observe_sums,
+                           embed=embed, extract=extract, combine=combine, add_linear=add_linear, extend=extend)
 
 
 #: Multipliers of :func:`embed` and :func:`extract`: none, a real g, an imaginary i g.
@@ -540,6 +615,7 @@ def _compiled(parallel=False) -> SimpleNamespace:
         flux_product=jit(numba.void(vector, vector, vector, vector, vector, boolean, boolean, boolean,
                                     int64))(loops.flux_product),
         reaction_product=jit(numba.void(vector, vector, int64))(loops.reaction_product),
+        observe_sums=jit(numba.void(vector, vector, vector, vector, boolean, matrix, int64))(loops.observe_sums),
         embed=jit(numba.void(matrix, matrix, matrix, rows, int64, int64, float64, vector, vector, int64))(loops.embed),
         extract=jit(numba.void(matrix, matrix, rows, int64, int64, float64, vector, vector, boolean,
                                int64))(loops.extract),
@@ -567,7 +643,7 @@ def _no_colorama_exit_reset():
 
 
 def products(kernels: str, threads: int = 1) -> SimpleNamespace:
-    """``flux_product`` and ``reaction_product`` of an implementation ("numba" or "numpy", as
+    """``flux_product``, ``reaction_product`` and ``observe`` of an implementation ("numba" or "numpy", as
     :func:`select` returns), both taking flattened views and, last, the number of blocks
     ``chunks`` (ignored by numpy), which is given as the attribute ``chunks`` = ``threads``.
 
@@ -578,8 +654,10 @@ def products(kernels: str, threads: int = 1) -> SimpleNamespace:
         return SimpleNamespace(flux_product=functools.partial(_flux_product_compiled, compiled.flux_product),
                                reaction_product=functools.partial(_reaction_product_compiled,
                                                                   compiled.reaction_product),
+                               observe=functools.partial(_observe_compiled, compiled.observe_sums),
                                chunks=int(threads))
-    return SimpleNamespace(flux_product=_flux_product_numpy, reaction_product=_reaction_product_numpy, chunks=1)
+    return SimpleNamespace(flux_product=_flux_product_numpy, reaction_product=_reaction_product_numpy,
+                           observe=_observe_numpy, chunks=1)
 
 
 def spectral(threads: int = 1) -> SimpleNamespace:

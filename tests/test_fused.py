@@ -117,6 +117,41 @@ def test_products_reduce_as_numpy_with_a_single_nan_anywhere(first, last, offset
             assert np.isnan(low) if first else np.isnan(high) if last else np.isnan(outputs[0][4][where])
 
 
+@pytest.mark.parametrize("chunks", [1, 3])
+@pytest.mark.parametrize("first", [True, False])
+@pytest.mark.parametrize("offset", [False, True])
+def test_observe_reductions_as_numpy_with_a_nan_anywhere(offset, first, chunks, rng):
+    """The diagnostics' reductions at the last axis (m + offset, |∇ψ|², min m, Σ m |∇ψ|², max |∇ψ|²)
+    in one compiled pass equal numpy's passes: the arrays to the last bit, the sum to rounding,
+    the extrema exactly, NaN included (in m, in the previous axes' |∇ψ|² or in ∂_dψ)."""
+    n = 1001
+    compiled = fused.products("numba", threads=chunks)
+    m, speed2, gradient = rng.standard_normal(n), rng.random(n), rng.standard_normal(n)
+    off = rng.standard_normal(n) if offset else np.empty(0)
+    for array, where in ((None, None), (m, 0), (m, n // 2), (speed2, n - 1), (gradient, n // 3)):
+        if array is speed2 and first:
+            continue  # the first axis does not read it
+        inputs = [m.copy(), speed2.copy(), gradient.copy()]
+        if array is not None:
+            inputs[[m is array, speed2 is array, gradient is array].index(True)][where] = np.nan
+        outputs = []
+        with np.errstate(invalid="ignore"):
+            for kernels in (compiled, fused.products("numpy")):
+                x, s, g = (a.copy() for a in inputs)
+                low, total, high = kernels.observe(x, s, g, off, first, kernels.chunks)
+                outputs.append((low, total, high, x, s))
+        (low, total, high, x, s), (low_, total_, high_, x_, s_) = outputs
+        np.testing.assert_array_equal(x, x_)
+        np.testing.assert_array_equal(s, s_)
+        np.testing.assert_array_equal([low, high], [low_, high_])  # NaN where numpy has it
+        if array is None:
+            assert total == pytest.approx(total_, rel=1e-13)
+            assert low == (inputs[0] + (off if offset else 0)).min() and high == s_.max()
+        else:
+            assert np.isnan(total) and np.isnan(total_)
+            assert np.isnan(low) == (array is m) and np.isnan(high) == (array is not m)
+
+
 def test_reaction_product_max_abs_psi_as_numpy(rng):
     psi, mu = rng.standard_normal(101), rng.standard_normal(101)
     psi[37] = -7.5  # the largest |ψ| is negative
