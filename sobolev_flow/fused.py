@@ -46,6 +46,8 @@ Stage combinations (complex arrays as float views, L real and diagonal)::
 
     combine:     out = base + Σ_t c_t K[which[t]]      (U_i = u + h Σ_j a_ij k_j, the update)
     add_linear:  out = L u + n,  or  out ← out + L u    (k_i = L U_i + N(U_i))
+    combine_indexed: out = B u + F n0 + Σ_t T_t N[which[t]],  B, F, T_t read through the index of
+                 L's distinct values    (exponential RK: U_i = e^{c_i z} u + h Σ_j a_ij(z) N_j, ...)
 
 Continuous extension of a step (E(τ) = e^{τL} from the distinct values of L, v = u1 − E(h) u0)::
 
@@ -504,6 +506,77 @@ def _loops(prange):
                     acc += coefs[t] * k[which[t], i]
                 o[i] = acc
 
+    def combine_indexed(out, base, base_table, first, first_table, terms, tables, which, index, base_last, chunks):
+        """out ← B base + F first + Σ_t T_t terms[which[t]] in one pass, each real multiplier read
+        from its values on the distinct values of L through ``index`` (complex arrays as float
+        views; one entry of ``index`` per complex coefficient).
+
+        The terms are added in the order written (with ``base_last``, B base after them), as the
+        numpy passes of the exponential stepper add them, so the result is the same to the last
+        bit.
+
+        Parameters
+        ----------
+        out : ndarray, 1-D float
+            Receives the combination (may be ``base`` itself).
+        base : ndarray, 1-D float
+            A term (the state u, or the sum so far), or an empty array (none).
+        base_table : ndarray, 1-D float
+            B on the distinct values of L (e.g. e^{c z}), or an empty array (B = 1).
+        first : ndarray, 1-D float
+            A term outside ``terms`` (N at the step's start), or an empty array (none).
+        first_table : ndarray, 1-D float
+            F on the distinct values.
+        terms : ndarray, 2-D float
+            Rows the combination takes (the stage N's).
+        tables : ndarray, 2-D float
+            T_t on the distinct values, one row per entry of ``which``.
+        which : ndarray of int
+            The rows of ``terms`` taken, in order.
+        index : ndarray of uint32
+            The position in the distinct values of each complex coefficient (unsigned: no
+            wraparound of negative indices to check).
+        base_last : bool
+            Add B base after the other terms instead of starting from it.
+        chunks : int
+            Blocks of the index range (threads of the parallel variant).
+        """
+        size = index.size
+        based, scaled, given = base.size > 0, base_table.size > 0, first.size > 0
+        block = 512  # entries per sub-block: the sums are formed term after term on a block in L1
+        for c in prange(chunks):
+            for start in range(c * size // chunks, (c + 1) * size // chunks, block):
+                stop = min(start + block, (c + 1) * size // chunks)
+                where, o = index[start:stop], out[2 * start:2 * stop]
+                m = where.size
+                b = base[2 * start:2 * stop] if based else base
+                if based and not base_last and scaled:
+                    for q in range(m):
+                        w = base_table[where[q]]
+                        o[2 * q] = w * b[2 * q]
+                        o[2 * q + 1] = w * b[2 * q + 1]
+                elif based and not base_last:
+                    for p in range(2 * m):
+                        o[p] = b[p]
+                else:
+                    for p in range(2 * m):
+                        o[p] = 0.0
+                for t in range(-1 if given else 0, which.size):  # t = −1: F first
+                    x = first[2 * start:2 * stop] if t < 0 else terms[which[t], 2 * start:2 * stop]
+                    table = first_table if t < 0 else tables[t]
+                    for q in range(m):
+                        w = table[where[q]]
+                        o[2 * q] += w * x[2 * q]
+                        o[2 * q + 1] += w * x[2 * q + 1]
+                if based and base_last and scaled:
+                    for q in range(m):
+                        w = base_table[where[q]]
+                        o[2 * q] += w * b[2 * q]
+                        o[2 * q + 1] += w * b[2 * q + 1]
+                elif based and base_last:
+                    for p in range(2 * m):
+                        o[p] += b[p]
+
     def add_linear(out, linear, u, n, chunks):
         """out ← L u + n (or, with ``n`` empty, out ← out + L u) in one pass, L real and diagonal
         (one entry per complex coefficient), the complex arrays as float views (re, im) pairs."""
@@ -546,8 +619,9 @@ def _loops(prange):
             L, one entry per complex coefficient.
         decay_step, decay : ndarray, 1-D float
             e^{hλ} and e^{θhλ} of the distinct values λ of L.
-        index : ndarray of int32
-            The position in the distinct values of each entry of L.
+        index : ndarray of uint32
+            The position in the distinct values of each entry of L (unsigned: no wraparound of
+            negative indices to check).
         weights : ndarray, float, (7,)
             h w10, h w11, w01, h w11, d10, d11, d01/h (the cubic Hermite weights at θ and their
             derivatives, :func:`~sobolev_flow.solver.cubic_hermite_weights`).
@@ -587,7 +661,8 @@ def _loops(prange):
                     o[im] = a * y + a10 * m0[im] + a11 * m1[im] + g * (x1[im] - e * y)
 
     return SimpleNamespace(flux_product=flux_product, reaction_product=reaction_product, observe_sums=observe_sums,
-                           embed=embed, extract=extract, combine=combine, add_linear=add_linear, extend=extend)
+                           embed=embed, extract=extract, combine=combine, combine_indexed=combine_indexed,
+                           add_linear=add_linear, extend=extend)
 
 
 #: Multipliers of :func:`embed` and :func:`extract`: none, a real g, an imaginary i g.
@@ -605,9 +680,9 @@ def _compiled(parallel=False) -> SimpleNamespace:
     disk, so a later process loads them instead of compiling): one thread, or with ``parallel``
     the variant whose blocks run on numba's threads."""
     import numba
-    from numba import boolean, float64, int32, int64
+    from numba import boolean, float64, int64, uint32
 
-    vector, matrix, rows = float64[::1], float64[:, ::1], int64[::1]
+    vector, matrix, rows, index = float64[::1], float64[:, ::1], int64[::1], uint32[::1]
     jit = functools.partial(numba.njit, cache=True, nogil=True, parallel=parallel)
     loops = _loops(numba.prange) if parallel else _serial_loops
     start = time.perf_counter()
@@ -621,7 +696,9 @@ def _compiled(parallel=False) -> SimpleNamespace:
                                int64))(loops.extract),
         combine=jit(numba.void(vector, vector, vector, matrix, rows, int64))(loops.combine),
         add_linear=jit(numba.void(vector, vector, vector, vector, int64))(loops.add_linear),
-        extend=jit(numba.void(vector, vector, vector, vector, vector, vector, vector, vector, vector, int32[::1],
+        combine_indexed=jit(numba.void(vector, vector, vector, vector, vector, matrix, matrix, rows, index, boolean,
+                                       int64))(loops.combine_indexed),
+        extend=jit(numba.void(vector, vector, vector, vector, vector, vector, vector, vector, vector, index,
                               vector, int64))(loops.extend),
     )
     log.debug("fused kernels ready (numba %s%s) in %.2f s", numba.__version__, ", parallel" if parallel else "",
@@ -675,7 +752,8 @@ def extension(threads: int = 1) -> SimpleNamespace:
 
 
 def stepping(threads: int = 1) -> SimpleNamespace:
-    """The compiled ``combine`` and ``add_linear`` kernels of the Runge–Kutta stage combinations
+    """The compiled ``combine``, ``combine_indexed`` and ``add_linear`` kernels of the Runge–Kutta stage combinations
     (numba), parallel with ``threads`` > 1 (as :func:`products`), and ``chunks`` = ``threads``."""
     compiled = _compiled(threads > 1)
-    return SimpleNamespace(combine=compiled.combine, add_linear=compiled.add_linear, chunks=int(threads))
+    return SimpleNamespace(combine=compiled.combine, combine_indexed=compiled.combine_indexed,
+                           add_linear=compiled.add_linear, chunks=int(threads))

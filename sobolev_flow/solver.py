@@ -658,7 +658,7 @@ def _extension_kernel(model, index):
     from . import fused
 
     kernel = fused.extension(fused.kernel_threads(getattr(getattr(model, "transform", None), "threads", 1)))
-    return SimpleNamespace(extend=kernel.extend, chunks=kernel.chunks, index=np.ascontiguousarray(index.reshape(-1)),
+    return SimpleNamespace(extend=kernel.extend, chunks=kernel.chunks, index=np.ascontiguousarray(index.reshape(-1)).view(np.uint32),
                            linear=np.ascontiguousarray(linear, dtype=float).reshape(-1))
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -582,11 +583,18 @@ def _phi_orders(scheme) -> dict:
 
 class _ExponentialRKStepper(_Stepper):
     """Coefficients are computed on the distinct values of L (all φ_j(c z) of one c by one call of
-    :func:`phis`, to the highest j the scheme takes there) and gathered into preallocated
-    arrays, kept for the most recent step size (a fixed step reuses them; an adaptive step
-    recomputes them as h changes). Equal coefficient arrays (e.g. b_2 = b_3 of ETDRK4, e^{c z}
-    for equal c) are stored once, and zero ones (e.g. b_i − b̂_i of a stage the embedded
-    solution shares) not at all."""
+    :func:`phis`, to the highest j the scheme takes there), for the most recent step size (a
+    fixed step reuses them; an adaptive step recomputes them as h changes).
+
+    With a model whose element-wise work is compiled (``model.kernels == "numba"``, complex
+    states) each stage value U_i = e^{c_i z} u + h Σ_j a_ij(z) N_j, the update and the error
+    estimate's combination is one pass of :func:`sobolev_flow.fused.stepping`'s
+    ``combine_indexed``, which reads the coefficients through the index of L's distinct values;
+    the stage N's are kept in one block. Otherwise the coefficients are gathered into
+    preallocated arrays on the spectral layout and combined by numpy passes: equal coefficient
+    arrays (e.g. b_2 = b_3 of ETDRK4, e^{c z} for equal c) are stored once, and zero ones (e.g.
+    b_i − b̂_i of a stage the embedded solution shares) not at all. The two give the same states
+    to the last bit (the same operations in the same order)."""
 
     CACHE = 1
     needs_scratch = False  # each product goes into a buffer that is free at that moment
@@ -599,6 +607,45 @@ class _ExponentialRKStepper(_Stepper):
         # preallocated coefficient arrays, one pool per cache slot, reused as h changes
         self._pools = [[] for _ in range(self.CACHE)]
         self._slots: dict = {}
+        self._fused = _stepping_kernels(model) if self._inverse.dtype == np.int32 else None
+        if self._fused is not None:
+            block = np.empty((self.stages - 1,) + self._n[1].shape, complex)
+            self._n = [None] + list(block)
+            self._terms = block.reshape(self.stages - 1, -1).view(float)
+            self._index = self._inverse.reshape(-1).view(np.uint32)  # the same positions, known non-negative
+            self._plans: dict = {}
+            self._none = np.empty(0)
+
+    def _distinct_coefficients(self, h):
+        """The tuple of :meth:`coefficients` on the distinct values of L (arrays of their length;
+        None for a coefficient that vanishes)."""
+        z = h * self._values
+        memo: dict = {}  # c -> [φ_0, …, φ_J](c z), J the highest order the scheme takes at c
+
+        def p(j, c):
+            if c not in memo or j >= len(memo[c]):
+                memo[c] = phis(max(j, self._orders.get(c, 0)), c * z)
+            return memo[c][j]
+
+        def value(v):
+            v = np.asarray(v, dtype=float)
+            v = v if v.shape == z.shape else np.full(z.shape, v)
+            return v if v.any() else None
+
+        s = self.scheme
+        diff, hat_new = None, None
+        if self.embedded:
+            b_hat = list(s.b_hat) + [lambda p: 0.0] * (self.stages + 1 - len(s.b_hat))
+            diff = [value(h * (b(p) - bh(p))) for b, bh in zip(s.b, b_hat)]
+            hat_new = value(-h * b_hat[self.stages](p))
+        return (
+            [None] + [value(p(0, c)) for c in s.c[1:]],  # e^{c_1 z} = 1 is never used
+            value(p(0, 1)),
+            {ij: value(h * f(p)) for ij, f in s.a.items()},
+            [value(h * f(p)) for f in s.b],
+            diff,
+            hat_new,
+        )
 
     def coefficients(self, h):
         """(e^{c_i z}, e^{z}, h·a_ij(z), h·b_i(z), h·(b_i − b̂_i)(z), −h·b̂_{s+1}(z)) for z = hL, as
@@ -613,20 +660,11 @@ class _ExponentialRKStepper(_Stepper):
         else:
             slot = len(self._cache)
         pool = self._pools[slot]
-        z = h * self._values
-        memo: dict = {}  # c -> [φ_0, …, φ_J](c z), J the highest order the scheme takes at c
-
-        def p(j, c):
-            if c not in memo or j >= len(memo[c]):
-                memo[c] = phis(max(j, self._orders.get(c, 0)), c * z)
-            return memo[c][j]
-
         gathered: dict = {}  # the bytes of a coefficient's distinct values → its gathered array
 
         def gather(values):
             """The coefficient on the spectral layout, shared with an equal one gathered before."""
-            values = np.ascontiguousarray(np.broadcast_to(np.asarray(values, dtype=float), z.shape))
-            if not values.any():
+            if values is None:
                 return None
             key = values.tobytes()
             if key not in gathered:
@@ -635,27 +673,54 @@ class _ExponentialRKStepper(_Stepper):
                 gathered[key] = np.take(values, self._inverse, out=pool[len(gathered)])
             return gathered[key]
 
-        s = self.scheme
-        diff, hat_new = None, None
-        if self.embedded:
-            b_hat = list(s.b_hat) + [lambda p: 0.0] * (self.stages + 1 - len(s.b_hat))
-            diff = [gather(h * (b(p) - bh(p))) for b, bh in zip(s.b, b_hat)]
-            hat_new = gather(-h * b_hat[self.stages](p))
+        expo, expo_h, ha, hb, diff, hat_new = self._distinct_coefficients(h)
         coefficients = (
-            [None] + [gather(p(0, c)) for c in s.c[1:]],  # e^{c_1 z} = 1 is never used
-            gather(p(0, 1)),
-            {ij: gather(h * f(p)) for ij, f in s.a.items()},
-            [gather(h * f(p)) for f in s.b],
-            diff,
-            hat_new,
+            [gather(e) for e in expo],
+            gather(expo_h),
+            {ij: gather(a) for ij, a in ha.items()},
+            [gather(b) for b in hb],
+            None if diff is None else [gather(d) for d in diff],
+            gather(hat_new),
         )
         self._cache[h] = coefficients
         self._slots[h] = slot
         return coefficients
 
+    def _plan(self, h):
+        """The arguments of ``combine_indexed`` for the stages, the update, the error estimate
+        and :meth:`complete_error` at step h: per combination (B, F, tables, which) with B the
+        multiplier of u (or none), F that of N(u) and the tables those of the stage N's
+        ``which`` (rows i − 1 of the block for N_i), all on the distinct values of L."""
+        if h in self._plans:
+            return self._plans[h]
+        expo, expo_h, ha, hb, diff, hat_new = self._distinct_coefficients(h)
+        none = self._none
+
+        def combination(base, first, stage_terms):
+            rows = [(table, i - 1) for i, table in stage_terms if table is not None]
+            tables = np.array([table for table, _ in rows]).reshape(len(rows), self._values.size)
+            return (none if base is None else base, none if first is None else first, tables,
+                    np.array([row for _, row in rows], dtype=np.int64))
+
+        plan = SimpleNamespace(
+            stages=[None] + [combination(expo[i], ha.get((i, 0)), [(j, ha.get((i, j))) for j in range(1, i)])
+                             for i in range(1, self.stages)],
+            update=combination(expo_h, hb[0], list(enumerate(hb))[1:]),
+            error=None if diff is None else combination(None, diff[0], list(enumerate(diff))[1:]),
+            complete=hat_new,
+        )
+        self._plans = {h: plan}  # the most recent step size
+        return plan
+
+    def _compiled(self, *arrays) -> bool:
+        """Whether the compiled combinations apply to these arrays (C-contiguous)."""
+        return self._fused is not None and all(a is None or a.flags.c_contiguous for a in arrays)
+
     def step(self, u, h, n0, out, err=None):
         """Stage values are formed in ``out`` (free until the update) and every product goes
         into a buffer that is free at that moment, so the stepper owns only the stage N's."""
+        if self._compiled(u, n0, out, err):
+            return self._step_fused(u, h, n0, out, err)
         expo, expo_h, ha, hb, diff, _ = self.coefficients(h)
         n, stage = [n0] + self._n[1:], out
         for i in range(1, self.stages):
@@ -677,8 +742,36 @@ class _ExponentialRKStepper(_Stepper):
         out += n[1]
         return out
 
+    def _combine(self, out, base, combination, first, base_last=False):
+        """out ← B base + F first + Σ_t T_t N_t of a :meth:`_plan` combination, one compiled pass."""
+        base_table, first_table, tables, which = combination
+        kernels, none = self._fused, self._none
+        flat = (none if a is None else a.reshape(-1).view(float) for a in (out, base, first))
+        out, base, first = flat
+        kernels.combine_indexed(out, base, base_table, first if first_table.size else none, first_table, self._terms,
+                                tables, which, self._index, base_last, kernels.chunks)
+
+    def _step_fused(self, u, h, n0, out, err):
+        """:meth:`step` with the compiled combinations (one pass each, the coefficients read
+        through the index of L's distinct values)."""
+        plan = self._plan(h)
+        for i in range(1, self.stages):
+            self._combine(out, u, plan.stages[i], n0)
+            self.model.explicit(out, out=self._n[i])
+        if err is not None:
+            self._require_embedded()
+            self._combine(err, None, plan.error, n0)
+        self._combine(out, u, plan.update, n0, base_last=True)  # h Σ b_i N_i, then + e^{z} u
+        return out
+
     def complete_error(self, err, h, u_new, n_new):
         """err −= h b̂_{s+1}(z) N(u_new); the product goes into a stage buffer (free after a step)."""
+        if self._compiled(err, n_new):
+            hat_new = self._plan(h).complete
+            if hat_new is not None:
+                self._combine(err, err, (self._none, hat_new, np.empty((0, self._values.size)), np.empty(0, np.int64)),
+                              n_new)
+            return err
         self._accumulate(err, [(self.coefficients(h)[5], n_new)], tmp=self._n[1])
         return err
 

@@ -367,6 +367,41 @@ def test_compiled_runge_kutta_combinations_equal_the_numpy_passes(scheme, thread
     assert np.abs(results["numpy"][1]).max() > 0
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("scheme", ["etdrk4", "etdrk2"])
+def test_compiled_exponential_combinations_equal_the_numpy_passes(scheme, threads, rng, monkeypatch):
+    """Steps of an exponential scheme with the compiled combinations (the coefficients read
+    through the index of L's distinct values, not gathered) give the numpy stepper's states and
+    error estimates (its stage part and the part at the new state) to the last bit, over steps
+    of changing size."""
+    from sobolev_flow.steppers import get_scheme
+
+    monkeypatch.setattr(fused, "PARALLEL", True)
+    grid = Torus((24, 20), dealias="3/2")
+    (x, y) = grid.mesh()
+    mu0 = 1 + 0.4 * np.sin(x) * np.cos(2 * y)
+    steppers = {}
+    for kernels in ("numba", "numpy"):
+        model = SpectralModel(grid, mu0, kernel=SobolevKernel(1.0), threads=threads, kernels=kernels)
+        steppers[kernels] = get_scheme(scheme).stepper(model), model
+    assert steppers["numba"][0]._fused.chunks == threads and steppers["numpy"][0]._fused is None
+    results = {}
+    for kernels, (stepper, model) in steppers.items():
+        u = model.initial_state()
+        n0, new, err, n_new = model.empty(), model.empty(), model.empty(), model.empty()
+        for h in (0.05, 0.05, 0.02, 0.3):
+            model.explicit(u, n0)
+            stepper.step(u, h, n0, new, err=err)
+            model.explicit(new, n_new)
+            stepper.complete_error(err, h, new, n_new)
+            u = new.copy()
+        results[kernels] = u, err.copy()
+    assert not steppers["numba"][0]._pools[0]  # nothing gathered
+    np.testing.assert_array_equal(results["numba"][0], results["numpy"][0])
+    np.testing.assert_array_equal(results["numba"][1], results["numpy"][1])
+    assert np.abs(results["numpy"][1]).max() > 0
+
+
 # ---------------------------------------------------------------- the continuous extension of a step
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("shape", [(24, 20), (10, 12, 8)], ids=lambda s: f"{len(s)}-D")
