@@ -23,13 +23,16 @@ under a second).
 savings to repay loading it (:data:`AUTO_POINTS`). :func:`select` resolves a choice;
 :func:`products` gives the grid-space products, :func:`spectral` the padding and truncation
 kernels of :class:`~sobolev_flow.transforms.PaddedTransform`, :func:`stepping` the stage
-combinations of the explicit Runge–Kutta stepper (:mod:`sobolev_flow.steppers`).
+combinations of the explicit Runge–Kutta stepper (:mod:`sobolev_flow.steppers`), :func:`extension`
+the continuous extension of a step (:class:`~sobolev_flow.solver.Solver`).
 
 Grid-space products (fields flattened, μ − ν̄ written m)::
 
     flux_product:     F = m ∂_jψ in place of ∂_jψ; first axis: m ← m + (ν − ν̄) if given, min m;
                       monitoring: S ← Σ_{i ≤ j} (∂_iψ)² accumulated, max S at the last axis
     reaction_product: R = m ψ in place of ψ; monitoring: max |ψ|
+    observe:          at the last axis of the diagnostics' transforms: m ← m + (ν − ν̄) if given,
+                      S ← S + (∂_dψ)² (S = (∂_1ψ)² in 1-D); returns (min m, Σ m S, max S)
 
 Spectral kernels (arrays seen as (rows, columns): every axis but the last flattened into rows)::
 
@@ -43,6 +46,13 @@ Stage combinations (complex arrays as float views, L real and diagonal)::
 
     combine:     out = base + Σ_t c_t K[which[t]]      (U_i = u + h Σ_j a_ij k_j, the update)
     add_linear:  out = L u + n,  or  out ← out + L u    (k_i = L U_i + N(U_i))
+    combine_indexed: out = B u + F n0 + Σ_t T_t N[which[t]],  B, F, T_t read through the index of
+                 L's distinct values    (exponential RK: U_i = e^{c_i z} u + h Σ_j a_ij(z) N_j, ...)
+
+Continuous extension of a step (E(τ) = e^{τL} from the distinct values of L, v = u1 − E(h) u0)::
+
+    extend:      out = E(θh) u0 + h w10 n0 + h w11 n1 + (w01 + h w11 L) v,
+                 ∂t out = d10 n0 + d11 n1 + (d01/h + d11 L) v + L E(θh) u0
 """
 
 from __future__ import annotations
@@ -58,7 +68,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-__all__ = ["KERNELS", "PARALLEL", "select", "kernel_threads", "products", "spectral", "stepping", "view"]
+__all__ = ["KERNELS", "PARALLEL", "select", "kernel_threads", "products", "spectral", "stepping", "extension", "view"]
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +172,31 @@ def _reaction_product_numpy(field, mu, monitor, chunks=1):
     high = float(np.max(np.abs(field), initial=0.0)) if monitor else 0.0
     field *= mu
     return high
+
+
+def _observe_numpy(m, speed2, gradient, offset, first, chunks=1):
+    """The numpy passes of :func:`observe` (same contract; ``chunks`` is ignored)."""
+    if offset.size:
+        m += offset
+    if first:
+        np.multiply(gradient, gradient, out=speed2)
+    else:
+        speed2 += np.multiply(gradient, gradient, out=gradient)
+    low = float(np.min(m, initial=math.inf))
+    # numpy's own loop: a BLAS dot (np.dot, np.vdot) spins its threads against FFTW's
+    total = float(np.einsum("i,i->", m, speed2))
+    return low, total, float(np.max(speed2, initial=0.0))
+
+
+def _observe_compiled(loop, m, speed2, gradient, offset, first, chunks):
+    """:func:`observe` with the compiled ``loop`` (one pass) and the blocks' results combined; the
+    extrema by numpy when the sum is NaN (so that a NaN reaches them, as numpy's do)."""
+    partial = np.empty((chunks, 3))
+    loop(m, speed2, gradient, offset, first, partial, chunks)
+    total = float(np.sum(partial[:, 1]))
+    if math.isnan(total):
+        return float(np.min(m, initial=math.inf)), total, float(np.max(speed2, initial=0.0))
+    return float(np.min(partial[:, 0])), total, float(np.max(partial[:, 2]))
 
 
 def _flux_product_compiled(loop, work, mu, speed2, offset, scratch, first, last, monitor, chunks):
@@ -268,6 +303,54 @@ def _loops(prange):
                     g = f[i]
                     s[i] = previous[i] + g * g
                     f[i] = g * m[i]
+
+    def observe_sums(m, speed2, gradient, offset, first, partial, chunks):
+        """The reductions of the monitor and of D at the last axis, one pass (:func:`observe`):
+        m ← m + offset (if given), S = S_{d−1} + (∂_dψ)² (alone if ``first``) in place of
+        ``speed2``, and per block c: partial[c] = (min m, Σ m S, max S) (inf, 0, 0 if empty).
+
+        Parameters
+        ----------
+        m : ndarray, 1-D float
+            μ − ν̄ on the padded grid (flattened), or μ − ν̄ − (ν − ν̄) when ``offset`` is given.
+        speed2 : ndarray, 1-D float
+            S_{d−1} = Σ_{i<d} (∂_iψ)² from the previous axes; receives S.
+        gradient : ndarray, 1-D float
+            ∂_dψ of the last axis.
+        offset : ndarray, 1-D float
+            ν − ν̄, added to ``m``, or an empty array (none).
+        first : bool
+            Whether the last axis is also the first (1-D: S = (∂_1ψ)²).
+        partial : ndarray, float, (chunks, 3)
+            Receives the block's minimum, sum and maximum.
+        chunks : int
+            Blocks of the index range (threads of the parallel variant).
+
+        Notes
+        -----
+        The comparisons skip NaN: the caller recomputes the extrema by numpy (which propagate NaN)
+        when a sum is NaN, which any NaN in m or S makes it.
+        """
+        n = m.size
+        add = offset.size > 0
+        for c in prange(chunks):
+            start, stop = c * n // chunks, (c + 1) * n // chunks
+            x, s, g = m[start:stop], speed2[start:stop], gradient[start:stop]
+            low, total, high = math.inf, 0.0, 0.0
+            if add:
+                o = offset[start:stop]
+                for i in range(x.size):
+                    x[i] += o[i]
+            for i in range(x.size):
+                v, a = x[i], g[i]
+                q = a * a if first else s[i] + a * a
+                s[i] = q
+                total += v * q
+                if v < low:
+                    low = v
+                if q > high:
+                    high = q
+            partial[c, 0], partial[c, 1], partial[c, 2] = low, total, high
 
     def reaction_product(field, mu, chunks):
         """R = m ψ in place of ``field`` = ψ (m = μ − ν̄), in ``chunks`` blocks."""
@@ -423,6 +506,77 @@ def _loops(prange):
                     acc += coefs[t] * k[which[t], i]
                 o[i] = acc
 
+    def combine_indexed(out, base, base_table, first, first_table, terms, tables, which, index, base_last, chunks):
+        """out ← B base + F first + Σ_t T_t terms[which[t]] in one pass, each real multiplier read
+        from its values on the distinct values of L through ``index`` (complex arrays as float
+        views; one entry of ``index`` per complex coefficient).
+
+        The terms are added in the order written (with ``base_last``, B base after them), as the
+        numpy passes of the exponential stepper add them, so the result is the same to the last
+        bit.
+
+        Parameters
+        ----------
+        out : ndarray, 1-D float
+            Receives the combination (may be ``base`` itself).
+        base : ndarray, 1-D float
+            A term (the state u, or the sum so far), or an empty array (none).
+        base_table : ndarray, 1-D float
+            B on the distinct values of L (e.g. e^{c z}), or an empty array (B = 1).
+        first : ndarray, 1-D float
+            A term outside ``terms`` (N at the step's start), or an empty array (none).
+        first_table : ndarray, 1-D float
+            F on the distinct values.
+        terms : ndarray, 2-D float
+            Rows the combination takes (the stage N's).
+        tables : ndarray, 2-D float
+            T_t on the distinct values, one row per entry of ``which``.
+        which : ndarray of int
+            The rows of ``terms`` taken, in order.
+        index : ndarray of uint32
+            The position in the distinct values of each complex coefficient (unsigned: no
+            wraparound of negative indices to check).
+        base_last : bool
+            Add B base after the other terms instead of starting from it.
+        chunks : int
+            Blocks of the index range (threads of the parallel variant).
+        """
+        size = index.size
+        based, scaled, given = base.size > 0, base_table.size > 0, first.size > 0
+        block = 512  # entries per sub-block: the sums are formed term after term on a block in L1
+        for c in prange(chunks):
+            for start in range(c * size // chunks, (c + 1) * size // chunks, block):
+                stop = min(start + block, (c + 1) * size // chunks)
+                where, o = index[start:stop], out[2 * start:2 * stop]
+                m = where.size
+                b = base[2 * start:2 * stop] if based else base
+                if based and not base_last and scaled:
+                    for q in range(m):
+                        w = base_table[where[q]]
+                        o[2 * q] = w * b[2 * q]
+                        o[2 * q + 1] = w * b[2 * q + 1]
+                elif based and not base_last:
+                    for p in range(2 * m):
+                        o[p] = b[p]
+                else:
+                    for p in range(2 * m):
+                        o[p] = 0.0
+                for t in range(-1 if given else 0, which.size):  # t = −1: F first
+                    x = first[2 * start:2 * stop] if t < 0 else terms[which[t], 2 * start:2 * stop]
+                    table = first_table if t < 0 else tables[t]
+                    for q in range(m):
+                        w = table[where[q]]
+                        o[2 * q] += w * x[2 * q]
+                        o[2 * q + 1] += w * x[2 * q + 1]
+                if based and base_last and scaled:
+                    for q in range(m):
+                        w = base_table[where[q]]
+                        o[2 * q] += w * b[2 * q]
+                        o[2 * q + 1] += w * b[2 * q + 1]
+                elif based and base_last:
+                    for p in range(2 * m):
+                        o[p] += b[p]
+
     def add_linear(out, linear, u, n, chunks):
         """out ← L u + n (or, with ``n`` empty, out ← out + L u) in one pass, L real and diagonal
         (one entry per complex coefficient), the complex arrays as float views (re, im) pairs."""
@@ -443,8 +597,72 @@ def _loops(prange):
                     o[2 * k] += a * x[2 * k]
                     o[2 * k + 1] += a * x[2 * k + 1]
 
-    return SimpleNamespace(flux_product=flux_product, reaction_product=reaction_product, embed=embed,
-                           extract=extract, combine=combine, add_linear=add_linear)
+    def extend(out, derivative, u0, n0, u1, n1, linear, decay_step, decay, index, weights, chunks):
+        """The continuous extension of a step of h (:meth:`sobolev_flow.solver.Solver._extend`) at
+        θ in one pass, E(τ) = e^{τL} read from the exponentials of L's distinct values:
+
+            v = u1 − E(h) u0,
+            out = E(θh) u0 + h w10 n0 + h w11 n1 + (w01 + h w11 L) v,
+            derivative = d10 n0 + d11 n1 + (d01/h + d11 L) v + L E(θh) u0,
+
+        each sum in the order of the numpy passes of the solver (left to right as written), so the
+        results are theirs to the last bit.
+
+        Parameters
+        ----------
+        out, derivative : ndarray, 1-D float
+            Receive the state and its time derivative (complex arrays as float views); an empty
+            ``derivative``: none.
+        u0, n0, u1, n1 : ndarray, 1-D float
+            The states at both ends of the step and N there (float views).
+        linear : ndarray, 1-D float
+            L, one entry per complex coefficient.
+        decay_step, decay : ndarray, 1-D float
+            e^{hλ} and e^{θhλ} of the distinct values λ of L.
+        index : ndarray of uint32
+            The position in the distinct values of each entry of L (unsigned: no wraparound of
+            negative indices to check).
+        weights : ndarray, float, (7,)
+            h w10, h w11, w01, h w11, d10, d11, d01/h (the cubic Hermite weights at θ and their
+            derivatives, :func:`~sobolev_flow.solver.cubic_hermite_weights`).
+        chunks : int
+            Blocks of the index range (threads of the parallel variant).
+        """
+        size = linear.size
+        given = derivative.size > 0
+        a10, a11, w01, b11, d10, d11, d01 = (weights[0], weights[1], weights[2], weights[3], weights[4],
+                                             weights[5], weights[6])
+        for c in prange(chunks):
+            start, stop = c * size // chunks, (c + 1) * size // chunks
+            el, where = linear[start:stop], index[start:stop]
+            x0, m0 = u0[2 * start:2 * stop], n0[2 * start:2 * stop]
+            x1, m1, o = u1[2 * start:2 * stop], n1[2 * start:2 * stop], out[2 * start:2 * stop]
+            if given:
+                dv = derivative[2 * start:2 * stop]
+                for k in range(el.size):
+                    lam, i = el[k], where[k]
+                    e, a = decay_step[i], decay[i]
+                    g, gd, f = w01 + b11 * lam, d01 + d11 * lam, lam * a
+                    re, im = 2 * k, 2 * k + 1
+                    x, y = x0[re], x0[im]
+                    v, w = x1[re] - e * x, x1[im] - e * y
+                    o[re] = a * x + a10 * m0[re] + a11 * m1[re] + g * v
+                    o[im] = a * y + a10 * m0[im] + a11 * m1[im] + g * w
+                    dv[re] = d10 * m0[re] + d11 * m1[re] + gd * v + f * x
+                    dv[im] = d10 * m0[im] + d11 * m1[im] + gd * w + f * y
+            else:
+                for k in range(el.size):
+                    lam, i = el[k], where[k]
+                    e, a = decay_step[i], decay[i]
+                    g = w01 + b11 * lam
+                    re, im = 2 * k, 2 * k + 1
+                    x, y = x0[re], x0[im]
+                    o[re] = a * x + a10 * m0[re] + a11 * m1[re] + g * (x1[re] - e * x)
+                    o[im] = a * y + a10 * m0[im] + a11 * m1[im] + g * (x1[im] - e * y)
+
+    return SimpleNamespace(flux_product=flux_product, reaction_product=reaction_product, observe_sums=observe_sums,
+                           embed=embed, extract=extract, combine=combine, combine_indexed=combine_indexed,
+                           add_linear=add_linear, extend=extend)
 
 
 #: Multipliers of :func:`embed` and :func:`extract`: none, a real g, an imaginary i g.
@@ -462,9 +680,9 @@ def _compiled(parallel=False) -> SimpleNamespace:
     disk, so a later process loads them instead of compiling): one thread, or with ``parallel``
     the variant whose blocks run on numba's threads."""
     import numba
-    from numba import boolean, float64, int64
+    from numba import boolean, float64, int64, uint32
 
-    vector, matrix, rows = float64[::1], float64[:, ::1], int64[::1]
+    vector, matrix, rows, index = float64[::1], float64[:, ::1], int64[::1], uint32[::1]
     jit = functools.partial(numba.njit, cache=True, nogil=True, parallel=parallel)
     loops = _loops(numba.prange) if parallel else _serial_loops
     start = time.perf_counter()
@@ -472,11 +690,16 @@ def _compiled(parallel=False) -> SimpleNamespace:
         flux_product=jit(numba.void(vector, vector, vector, vector, vector, boolean, boolean, boolean,
                                     int64))(loops.flux_product),
         reaction_product=jit(numba.void(vector, vector, int64))(loops.reaction_product),
+        observe_sums=jit(numba.void(vector, vector, vector, vector, boolean, matrix, int64))(loops.observe_sums),
         embed=jit(numba.void(matrix, matrix, matrix, rows, int64, int64, float64, vector, vector, int64))(loops.embed),
         extract=jit(numba.void(matrix, matrix, rows, int64, int64, float64, vector, vector, boolean,
                                int64))(loops.extract),
         combine=jit(numba.void(vector, vector, vector, matrix, rows, int64))(loops.combine),
         add_linear=jit(numba.void(vector, vector, vector, vector, int64))(loops.add_linear),
+        combine_indexed=jit(numba.void(vector, vector, vector, vector, vector, matrix, matrix, rows, index, boolean,
+                                       int64))(loops.combine_indexed),
+        extend=jit(numba.void(vector, vector, vector, vector, vector, vector, vector, vector, vector, index,
+                              vector, int64))(loops.extend),
     )
     log.debug("fused kernels ready (numba %s%s) in %.2f s", numba.__version__, ", parallel" if parallel else "",
               time.perf_counter() - start)
@@ -497,7 +720,7 @@ def _no_colorama_exit_reset():
 
 
 def products(kernels: str, threads: int = 1) -> SimpleNamespace:
-    """``flux_product`` and ``reaction_product`` of an implementation ("numba" or "numpy", as
+    """``flux_product``, ``reaction_product`` and ``observe`` of an implementation ("numba" or "numpy", as
     :func:`select` returns), both taking flattened views and, last, the number of blocks
     ``chunks`` (ignored by numpy), which is given as the attribute ``chunks`` = ``threads``.
 
@@ -508,8 +731,10 @@ def products(kernels: str, threads: int = 1) -> SimpleNamespace:
         return SimpleNamespace(flux_product=functools.partial(_flux_product_compiled, compiled.flux_product),
                                reaction_product=functools.partial(_reaction_product_compiled,
                                                                   compiled.reaction_product),
+                               observe=functools.partial(_observe_compiled, compiled.observe_sums),
                                chunks=int(threads))
-    return SimpleNamespace(flux_product=_flux_product_numpy, reaction_product=_reaction_product_numpy, chunks=1)
+    return SimpleNamespace(flux_product=_flux_product_numpy, reaction_product=_reaction_product_numpy,
+                           observe=_observe_numpy, chunks=1)
 
 
 def spectral(threads: int = 1) -> SimpleNamespace:
@@ -519,8 +744,16 @@ def spectral(threads: int = 1) -> SimpleNamespace:
     return SimpleNamespace(embed=compiled.embed, extract=compiled.extract, chunks=int(threads))
 
 
+def extension(threads: int = 1) -> SimpleNamespace:
+    """The compiled ``extend`` kernel of the solver's continuous extension (numba), parallel with
+    ``threads`` > 1 (as :func:`products`), and ``chunks`` = ``threads``."""
+    compiled = _compiled(threads > 1)
+    return SimpleNamespace(extend=compiled.extend, chunks=int(threads))
+
+
 def stepping(threads: int = 1) -> SimpleNamespace:
-    """The compiled ``combine`` and ``add_linear`` kernels of the Runge–Kutta stage combinations
+    """The compiled ``combine``, ``combine_indexed`` and ``add_linear`` kernels of the Runge–Kutta stage combinations
     (numba), parallel with ``threads`` > 1 (as :func:`products`), and ``chunks`` = ``threads``."""
     compiled = _compiled(threads > 1)
-    return SimpleNamespace(combine=compiled.combine, add_linear=compiled.add_linear, chunks=int(threads))
+    return SimpleNamespace(combine=compiled.combine, combine_indexed=compiled.combine_indexed,
+                           add_linear=compiled.add_linear, chunks=int(threads))

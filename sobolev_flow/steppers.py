@@ -29,14 +29,85 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
-__all__ = ["phi", "ExplicitRK", "IMEXRK", "ExponentialRK", "SCHEMES", "get_scheme", "register"]
+__all__ = ["phi", "phis", "ExplicitRK", "IMEXRK", "ExponentialRK", "SCHEMES", "get_scheme", "register"]
 
 #: Below this |z| the φ-functions are summed from their Taylor series.
 PHI_SERIES_RADIUS = 1.0
-_PHI_SERIES_TERMS = 22
+#: The bound on the relative truncation error of the series (:func:`phi_series_terms`).
+PHI_SERIES_TOLERANCE = 1e-21
+
+
+def phi_series_terms(j: int, radius: float) -> int:
+    """The degree T of the Taylor polynomial Σ_{m≤T} z^m/(m + j)! of φ_j whose truncation error
+    is below :data:`PHI_SERIES_TOLERANCE` relative to φ_0, …, φ_j for |z| ≤ ``radius`` < 2.
+
+    The tail is at most 2 r^{T+1}/(T + 1 + j)! (a geometric series of ratio r/(T + 2 + j) ≤ ½),
+    and φ_i(z) ≥ e^{−r}/i! ≥ e^{−r}/j! for i ≤ j; the recurrence φ_i = 1/i! + z φ_{i+1} carries the
+    error of φ_j down multiplied by |z|^{j−i} ≤ 1. The bound 2 e^r j! r^{T+1}/(T + 1 + j)! is
+    thus the relative error of every order (T = 22 at r = 1, j = 0; 7 at r = 0.01, j = 3).
+    """
+    scale = 2.0 * math.exp(radius) * math.factorial(j)
+    terms = 0
+    while scale * radius ** (terms + 1) / math.factorial(terms + 1 + j) > PHI_SERIES_TOLERANCE:
+        terms += 1
+    return terms
+
+
+def phis(order: int, z) -> list:
+    """[φ_0(z), φ_1(z), …, φ_J(z)] for J = ``order`` and real z, each as :func:`phi` defines it.
+
+    Notes
+    -----
+    φ_0 = e^z. Where |z| < 1, φ_J is summed by Horner's rule to the degree
+    :func:`phi_series_terms` gives for the largest such |z| (truncation error below 1e-21
+    relative), then φ_j = 1/j! + z φ_{j+1} downward (stable: an error is multiplied by |z| < 1);
+    where |z| ≥ 1, φ_1 = expm1(z)/z and φ_{j+1} = (φ_j − 1/j!)/z upward, which loses at most about
+    one digit at |z| = 1 and is exact to rounding as |z| grows. Every order is accurate to a few
+    ulps relative, including at z → 0 and z → −∞; one call costs about one φ_J.
+    """
+    z = np.asarray(z, dtype=float)
+    shape, z = z.shape, z.reshape(-1)
+    small = np.abs(z) < PHI_SERIES_RADIUS
+    if order == 0:
+        rest = []
+    elif small.all():
+        rest = _phis_series(order, z)
+    elif not small.any():
+        rest = _phis_recurrence(order, z)
+    else:
+        rest = [np.empty_like(z) for _ in range(order)]
+        for parts, where in ((_phis_series(order, z[small]), small), (_phis_recurrence(order, z[~small]), ~small)):
+            for value, part in zip(rest, parts):
+                value[where] = part
+    return [value.reshape(shape) for value in [np.exp(z)] + rest]
+
+
+def _phis_series(order, z) -> list:
+    """[φ_1, …, φ_J](z) for |z| < 1: φ_J by Horner's rule, the others by φ_j = 1/j! + z φ_{j+1}."""
+    radius = float(np.max(np.abs(z), initial=0.0))
+    terms = phi_series_terms(order, radius)
+    acc = np.full_like(z, 1.0 / math.factorial(terms + order))
+    for m in range(terms - 1, -1, -1):
+        acc *= z
+        acc += 1.0 / math.factorial(m + order)
+    values = [acc]
+    for j in range(order - 1, 0, -1):
+        value = z * values[0]
+        value += 1.0 / math.factorial(j)
+        values.insert(0, value)
+    return values
+
+
+def _phis_recurrence(order, z) -> list:
+    """[φ_1, …, φ_J](z) for |z| ≥ 1: φ_1 = expm1(z)/z, φ_{j+1} = (φ_j − 1/j!)/z."""
+    values = [np.expm1(z) / z]
+    for j in range(1, order):
+        values.append((values[-1] - 1.0 / math.factorial(j)) / z)
+    return values
 
 
 def phi(j: int, z) -> np.ndarray:
@@ -46,27 +117,12 @@ def phi(j: int, z) -> np.ndarray:
 
     Notes
     -----
-    For |z| < 1 the Taylor series is summed by Horner's rule (22 terms, truncation error
-    below 1e-21); for |z| ≥ 1 the recurrence starting from ``expm1(z)/z`` is used, which
-    loses at most about one digit at |z| = 1 and is exact to rounding as |z| grows. Both
+    The last of :func:`phis` (``j``, z): for |z| < 1 the Taylor series summed by Horner's rule
+    (truncation error below 1e-21); for |z| ≥ 1 the recurrence starting from ``expm1(z)/z``,
+    which loses at most about one digit at |z| = 1 and is exact to rounding as |z| grows. Both
     branches are accurate to a few ulps relative, including at z → 0 and z → −∞.
     """
-    z = np.asarray(z, dtype=float)
-    if j == 0:
-        return np.exp(z)
-    out = np.empty_like(z)
-    small = np.abs(z) < PHI_SERIES_RADIUS
-    zs = z[small]
-    acc = np.full_like(zs, 1.0 / math.factorial(_PHI_SERIES_TERMS + j))
-    for m in range(_PHI_SERIES_TERMS - 1, -1, -1):
-        acc = acc * zs + 1.0 / math.factorial(m + j)
-    out[small] = acc
-    zl = z[~small]
-    value = np.expm1(zl) / zl
-    for m in range(1, j):
-        value = (value - 1.0 / math.factorial(m)) / zl
-    out[~small] = value
-    return out
+    return phis(j, z)[j]
 
 
 # ============================================================================ schemes as data
@@ -509,12 +565,36 @@ class _IMEXRKStepper(_Stepper):
         return err
 
 
+def _phi_orders(scheme) -> dict:
+    """{c: the highest j of the φ_j(c z) an exponential scheme's coefficients take}, found by
+    evaluating them with an evaluator that records its arguments."""
+    orders: dict = {}
+
+    def record(j, c):
+        orders[c] = max(j, orders.get(c, 0))
+        return 1.0
+
+    for f in [*scheme.a.values(), *scheme.b, *(scheme.b_hat or ())]:
+        f(record)
+    for c in scheme.c[1:]:
+        record(0, c)
+    return orders
+
+
 class _ExponentialRKStepper(_Stepper):
-    """Coefficients are computed on the distinct values of L and gathered into preallocated
-    arrays, kept for the most recent step size (a fixed step reuses them; an adaptive step
-    recomputes them as h changes). Equal coefficient arrays (e.g. b_2 = b_3 of ETDRK4, e^{c z}
-    for equal c) are stored once, and zero ones (e.g. b_i − b̂_i of a stage the embedded
-    solution shares) not at all."""
+    """Coefficients are computed on the distinct values of L (all φ_j(c z) of one c by one call of
+    :func:`phis`, to the highest j the scheme takes there), for the most recent step size (a
+    fixed step reuses them; an adaptive step recomputes them as h changes).
+
+    With a model whose element-wise work is compiled (``model.kernels == "numba"``, complex
+    states) each stage value U_i = e^{c_i z} u + h Σ_j a_ij(z) N_j, the update and the error
+    estimate's combination is one pass of :func:`sobolev_flow.fused.stepping`'s
+    ``combine_indexed``, which reads the coefficients through the index of L's distinct values;
+    the stage N's are kept in one block. Otherwise the coefficients are gathered into
+    preallocated arrays on the spectral layout and combined by numpy passes: equal coefficient
+    arrays (e.g. b_2 = b_3 of ETDRK4, e^{c z} for equal c) are stored once, and zero ones (e.g.
+    b_i − b̂_i of a stage the embedded solution shares) not at all. The two give the same states
+    to the last bit (the same operations in the same order)."""
 
     CACHE = 1
     needs_scratch = False  # each product goes into a buffer that is free at that moment
@@ -522,10 +602,50 @@ class _ExponentialRKStepper(_Stepper):
     def __init__(self, scheme, model):
         super().__init__(scheme, model)
         self._values, self._inverse = distinct_values(model.linear)
+        self._orders = _phi_orders(scheme)
         self._cache: dict = {}
         # preallocated coefficient arrays, one pool per cache slot, reused as h changes
         self._pools = [[] for _ in range(self.CACHE)]
         self._slots: dict = {}
+        self._fused = _stepping_kernels(model) if self._inverse.dtype == np.int32 else None
+        if self._fused is not None:
+            block = np.empty((self.stages - 1,) + self._n[1].shape, complex)
+            self._n = [None] + list(block)
+            self._terms = block.reshape(self.stages - 1, -1).view(float)
+            self._index = self._inverse.reshape(-1).view(np.uint32)  # the same positions, known non-negative
+            self._plans: dict = {}
+            self._none = np.empty(0)
+
+    def _distinct_coefficients(self, h):
+        """The tuple of :meth:`coefficients` on the distinct values of L (arrays of their length;
+        None for a coefficient that vanishes)."""
+        z = h * self._values
+        memo: dict = {}  # c -> [φ_0, …, φ_J](c z), J the highest order the scheme takes at c
+
+        def p(j, c):
+            if c not in memo or j >= len(memo[c]):
+                memo[c] = phis(max(j, self._orders.get(c, 0)), c * z)
+            return memo[c][j]
+
+        def value(v):
+            v = np.asarray(v, dtype=float)
+            v = v if v.shape == z.shape else np.full(z.shape, v)
+            return v if v.any() else None
+
+        s = self.scheme
+        diff, hat_new = None, None
+        if self.embedded:
+            b_hat = list(s.b_hat) + [lambda p: 0.0] * (self.stages + 1 - len(s.b_hat))
+            diff = [value(h * (b(p) - bh(p))) for b, bh in zip(s.b, b_hat)]
+            hat_new = value(-h * b_hat[self.stages](p))
+        return (
+            [None] + [value(p(0, c)) for c in s.c[1:]],  # e^{c_1 z} = 1 is never used
+            value(p(0, 1)),
+            {ij: value(h * f(p)) for ij, f in s.a.items()},
+            [value(h * f(p)) for f in s.b],
+            diff,
+            hat_new,
+        )
 
     def coefficients(self, h):
         """(e^{c_i z}, e^{z}, h·a_ij(z), h·b_i(z), h·(b_i − b̂_i)(z), −h·b̂_{s+1}(z)) for z = hL, as
@@ -540,20 +660,11 @@ class _ExponentialRKStepper(_Stepper):
         else:
             slot = len(self._cache)
         pool = self._pools[slot]
-        z = h * self._values
-        memo: dict = {}
-
-        def p(j, c):
-            if (j, c) not in memo:
-                memo[(j, c)] = phi(j, c * z)
-            return memo[(j, c)]
-
         gathered: dict = {}  # the bytes of a coefficient's distinct values → its gathered array
 
         def gather(values):
             """The coefficient on the spectral layout, shared with an equal one gathered before."""
-            values = np.ascontiguousarray(np.broadcast_to(np.asarray(values, dtype=float), z.shape))
-            if not values.any():
+            if values is None:
                 return None
             key = values.tobytes()
             if key not in gathered:
@@ -562,27 +673,54 @@ class _ExponentialRKStepper(_Stepper):
                 gathered[key] = np.take(values, self._inverse, out=pool[len(gathered)])
             return gathered[key]
 
-        s = self.scheme
-        diff, hat_new = None, None
-        if self.embedded:
-            b_hat = list(s.b_hat) + [lambda p: 0.0] * (self.stages + 1 - len(s.b_hat))
-            diff = [gather(h * (b(p) - bh(p))) for b, bh in zip(s.b, b_hat)]
-            hat_new = gather(-h * b_hat[self.stages](p))
+        expo, expo_h, ha, hb, diff, hat_new = self._distinct_coefficients(h)
         coefficients = (
-            [None] + [gather(p(0, c)) for c in s.c[1:]],  # e^{c_1 z} = 1 is never used
-            gather(p(0, 1)),
-            {ij: gather(h * f(p)) for ij, f in s.a.items()},
-            [gather(h * f(p)) for f in s.b],
-            diff,
-            hat_new,
+            [gather(e) for e in expo],
+            gather(expo_h),
+            {ij: gather(a) for ij, a in ha.items()},
+            [gather(b) for b in hb],
+            None if diff is None else [gather(d) for d in diff],
+            gather(hat_new),
         )
         self._cache[h] = coefficients
         self._slots[h] = slot
         return coefficients
 
+    def _plan(self, h):
+        """The arguments of ``combine_indexed`` for the stages, the update, the error estimate
+        and :meth:`complete_error` at step h: per combination (B, F, tables, which) with B the
+        multiplier of u (or none), F that of N(u) and the tables those of the stage N's
+        ``which`` (rows i − 1 of the block for N_i), all on the distinct values of L."""
+        if h in self._plans:
+            return self._plans[h]
+        expo, expo_h, ha, hb, diff, hat_new = self._distinct_coefficients(h)
+        none = self._none
+
+        def combination(base, first, stage_terms):
+            rows = [(table, i - 1) for i, table in stage_terms if table is not None]
+            tables = np.array([table for table, _ in rows]).reshape(len(rows), self._values.size)
+            return (none if base is None else base, none if first is None else first, tables,
+                    np.array([row for _, row in rows], dtype=np.int64))
+
+        plan = SimpleNamespace(
+            stages=[None] + [combination(expo[i], ha.get((i, 0)), [(j, ha.get((i, j))) for j in range(1, i)])
+                             for i in range(1, self.stages)],
+            update=combination(expo_h, hb[0], list(enumerate(hb))[1:]),
+            error=None if diff is None else combination(None, diff[0], list(enumerate(diff))[1:]),
+            complete=hat_new,
+        )
+        self._plans = {h: plan}  # the most recent step size
+        return plan
+
+    def _compiled(self, *arrays) -> bool:
+        """Whether the compiled combinations apply to these arrays (C-contiguous)."""
+        return self._fused is not None and all(a is None or a.flags.c_contiguous for a in arrays)
+
     def step(self, u, h, n0, out, err=None):
         """Stage values are formed in ``out`` (free until the update) and every product goes
         into a buffer that is free at that moment, so the stepper owns only the stage N's."""
+        if self._compiled(u, n0, out, err):
+            return self._step_fused(u, h, n0, out, err)
         expo, expo_h, ha, hb, diff, _ = self.coefficients(h)
         n, stage = [n0] + self._n[1:], out
         for i in range(1, self.stages):
@@ -604,8 +742,36 @@ class _ExponentialRKStepper(_Stepper):
         out += n[1]
         return out
 
+    def _combine(self, out, base, combination, first, base_last=False):
+        """out ← B base + F first + Σ_t T_t N_t of a :meth:`_plan` combination, one compiled pass."""
+        base_table, first_table, tables, which = combination
+        kernels, none = self._fused, self._none
+        flat = (none if a is None else a.reshape(-1).view(float) for a in (out, base, first))
+        out, base, first = flat
+        kernels.combine_indexed(out, base, base_table, first if first_table.size else none, first_table, self._terms,
+                                tables, which, self._index, base_last, kernels.chunks)
+
+    def _step_fused(self, u, h, n0, out, err):
+        """:meth:`step` with the compiled combinations (one pass each, the coefficients read
+        through the index of L's distinct values)."""
+        plan = self._plan(h)
+        for i in range(1, self.stages):
+            self._combine(out, u, plan.stages[i], n0)
+            self.model.explicit(out, out=self._n[i])
+        if err is not None:
+            self._require_embedded()
+            self._combine(err, None, plan.error, n0)
+        self._combine(out, u, plan.update, n0, base_last=True)  # h Σ b_i N_i, then + e^{z} u
+        return out
+
     def complete_error(self, err, h, u_new, n_new):
         """err −= h b̂_{s+1}(z) N(u_new); the product goes into a stage buffer (free after a step)."""
+        if self._compiled(err, n_new):
+            hat_new = self._plan(h).complete
+            if hat_new is not None:
+                self._combine(err, err, (self._none, hat_new, np.empty((0, self._values.size)), np.empty(0, np.int64)),
+                              n_new)
+            return err
         self._accumulate(err, [(self.coefficients(h)[5], n_new)], tmp=self._n[1])
         return err
 

@@ -117,6 +117,41 @@ def test_products_reduce_as_numpy_with_a_single_nan_anywhere(first, last, offset
             assert np.isnan(low) if first else np.isnan(high) if last else np.isnan(outputs[0][4][where])
 
 
+@pytest.mark.parametrize("chunks", [1, 3])
+@pytest.mark.parametrize("first", [True, False])
+@pytest.mark.parametrize("offset", [False, True])
+def test_observe_reductions_as_numpy_with_a_nan_anywhere(offset, first, chunks, rng):
+    """The diagnostics' reductions at the last axis (m + offset, |∇ψ|², min m, Σ m |∇ψ|², max |∇ψ|²)
+    in one compiled pass equal numpy's passes: the arrays to the last bit, the sum to rounding,
+    the extrema exactly, NaN included (in m, in the previous axes' |∇ψ|² or in ∂_dψ)."""
+    n = 1001
+    compiled = fused.products("numba", threads=chunks)
+    m, speed2, gradient = rng.standard_normal(n), rng.random(n), rng.standard_normal(n)
+    off = rng.standard_normal(n) if offset else np.empty(0)
+    for array, where in ((None, None), (m, 0), (m, n // 2), (speed2, n - 1), (gradient, n // 3)):
+        if array is speed2 and first:
+            continue  # the first axis does not read it
+        inputs = [m.copy(), speed2.copy(), gradient.copy()]
+        if array is not None:
+            inputs[[m is array, speed2 is array, gradient is array].index(True)][where] = np.nan
+        outputs = []
+        with np.errstate(invalid="ignore"):
+            for kernels in (compiled, fused.products("numpy")):
+                x, s, g = (a.copy() for a in inputs)
+                low, total, high = kernels.observe(x, s, g, off, first, kernels.chunks)
+                outputs.append((low, total, high, x, s))
+        (low, total, high, x, s), (low_, total_, high_, x_, s_) = outputs
+        np.testing.assert_array_equal(x, x_)
+        np.testing.assert_array_equal(s, s_)
+        np.testing.assert_array_equal([low, high], [low_, high_])  # NaN where numpy has it
+        if array is None:
+            assert total == pytest.approx(total_, rel=1e-13)
+            assert low == (inputs[0] + (off if offset else 0)).min() and high == s_.max()
+        else:
+            assert np.isnan(total) and np.isnan(total_)
+            assert np.isnan(low) == (array is m) and np.isnan(high) == (array is not m)
+
+
 def test_reaction_product_max_abs_psi_as_numpy(rng):
     psi, mu = rng.standard_normal(101), rng.standard_normal(101)
     psi[37] = -7.5  # the largest |ψ| is negative
@@ -330,3 +365,77 @@ def test_compiled_runge_kutta_combinations_equal_the_numpy_passes(scheme, thread
     np.testing.assert_array_equal(results["numba"][0], results["numpy"][0])
     np.testing.assert_array_equal(results["numba"][1], results["numpy"][1])
     assert np.abs(results["numpy"][1]).max() > 0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("scheme", ["etdrk4", "etdrk2"])
+def test_compiled_exponential_combinations_equal_the_numpy_passes(scheme, threads, rng, monkeypatch):
+    """Steps of an exponential scheme with the compiled combinations (the coefficients read
+    through the index of L's distinct values, not gathered) give the numpy stepper's states and
+    error estimates (its stage part and the part at the new state) to the last bit, over steps
+    of changing size."""
+    from sobolev_flow.steppers import get_scheme
+
+    monkeypatch.setattr(fused, "PARALLEL", True)
+    grid = Torus((24, 20), dealias="3/2")
+    (x, y) = grid.mesh()
+    mu0 = 1 + 0.4 * np.sin(x) * np.cos(2 * y)
+    steppers = {}
+    for kernels in ("numba", "numpy"):
+        model = SpectralModel(grid, mu0, kernel=SobolevKernel(1.0), threads=threads, kernels=kernels)
+        steppers[kernels] = get_scheme(scheme).stepper(model), model
+    assert steppers["numba"][0]._fused.chunks == threads and steppers["numpy"][0]._fused is None
+    results = {}
+    for kernels, (stepper, model) in steppers.items():
+        u = model.initial_state()
+        n0, new, err, n_new = model.empty(), model.empty(), model.empty(), model.empty()
+        for h in (0.05, 0.05, 0.02, 0.3):
+            model.explicit(u, n0)
+            stepper.step(u, h, n0, new, err=err)
+            model.explicit(new, n_new)
+            stepper.complete_error(err, h, new, n_new)
+            u = new.copy()
+        results[kernels] = u, err.copy()
+    assert not steppers["numba"][0]._pools[0]  # nothing gathered
+    np.testing.assert_array_equal(results["numba"][0], results["numpy"][0])
+    np.testing.assert_array_equal(results["numba"][1], results["numpy"][1])
+    assert np.abs(results["numpy"][1]).max() > 0
+
+
+# ---------------------------------------------------------------- the continuous extension of a step
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [(24, 20), (10, 12, 8)], ids=lambda s: f"{len(s)}-D")
+def test_compiled_continuous_extension_equals_the_numpy_passes(shape, threads, rng, monkeypatch):
+    """The solver's continuous extension of a step, state and time derivative, in one compiled
+    pass equals the numpy passes to rounding (relative 1e-14) at any θ, and so do the
+    diagnostics at interpolated times; a model with numpy kernels keeps the numpy passes."""
+    from sobolev_flow.solver import Solver
+
+    monkeypatch.setattr(fused, "PARALLEL", True)
+    grid = Torus(shape, dealias="3/2")
+    mu0 = 1 + 0.4 * np.cos(grid.mesh()[0]) * np.sin(2 * grid.mesh()[1]) + 0.1 * rng.random(shape)
+    mu0 /= mu0.mean()
+    model = SpectralModel(grid, mu0, kernel=SobolevKernel(1.5), threads=threads, kernels="numba")
+    solver = Solver(model, rtol=1e-6)
+    solver.advance(0.2)
+    assert solver._extension.chunks == threads and solver.steps > 2
+    assert Solver(SpectralModel(grid, mu0, s=1.5, kernels="numpy"))._extension is None
+    compiled = solver._extension
+    t0, h = solver.t_previous, solver.last_dt
+    for theta in (0.0, 0.3, 0.5, 0.9, 1.0):
+        results = {}
+        for path, kernel in (("numba", compiled), ("numpy", None)):
+            solver._extension = kernel
+            out, derivative = model.empty(), model.empty()
+            solver._extend(theta, out, derivative=derivative)
+            plain = solver._extend(theta, model.empty())
+            np.testing.assert_array_equal(plain, out)  # the derivative changes nothing
+            rows = solver.diagnostics_at(t0 + theta * h) if theta < 1 else {}
+            results[path] = out, derivative, rows
+        (a, da, ra), (b, db, rb) = results["numba"], results["numpy"]
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-14 * np.abs(b).max())
+        np.testing.assert_allclose(da, db, rtol=0, atol=1e-14 * np.abs(db).max())
+        assert np.abs(db).max() > 0 and not np.array_equal(a, solver.u) or theta == 1
+        for name in rb:
+            assert ra[name] == pytest.approx(rb[name], rel=1e-14, abs=1e-300), name
+    solver._extension = compiled

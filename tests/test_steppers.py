@@ -1,12 +1,15 @@
 """φ-functions, the scheme registry and the step-size control."""
 
 import math
+from decimal import Decimal, localcontext
+from fractions import Fraction
 
 import numpy as np
 import pytest
 from scipy.integrate import quad
 
 from sobolev_flow import SCHEMES, Solver, SpectralModel, Torus, get_scheme, phi, solve
+from sobolev_flow.steppers import PHI_SERIES_TOLERANCE, phi_series_terms, phis
 from conftest import exact_s1_1d
 
 
@@ -28,6 +31,65 @@ def test_phi_functions_are_accurate_for_small_and_large_arguments(j):
 def test_phi_zero_is_the_exponential():
     z = np.array([0.0, -1e-3, -2.0, -700.0])
     assert np.array_equal(phi(0, z), np.exp(z))
+
+
+def phi_exact(j, z) -> float:
+    """φ_j(z) rounded once from 60-digit decimal arithmetic: the Taylor series for |z| < 2, else
+    (e^z − Σ_{m<j} z^m/m!)/z^j."""
+    with localcontext() as context:
+        context.prec = 60
+        x = Decimal(float(z))
+        if abs(x) < 2:
+            term, total = Decimal(1) / math.factorial(j), Decimal(0)
+            for m in range(80):
+                total += term
+                term = term * x / (m + j + 1)
+        else:
+            total = (x.exp() - sum(x**m / math.factorial(m) for m in range(j))) / x**j
+        return float(total)
+
+
+ULP = np.finfo(float).eps
+PHI_ARGUMENTS = np.concatenate([
+    [0.0, 1.0, -1.0, np.nextafter(1.0, 0), -np.nextafter(1.0, 0), np.nextafter(1.0, 2), -np.nextafter(1.0, 2)],
+    -np.logspace(-16, 3, 77), np.logspace(-16, 0, 17)[:-1], np.linspace(-1.5, 1.5, 31)])
+
+
+@pytest.mark.parametrize("order", [1, 3, 4])
+def test_phis_gives_every_order_to_a_few_ulps(order):
+    """All of φ_0 … φ_J from one call, for z from −1e3 to 1, at and around 0 and ±1: within 4 ulps
+    of the exactly rounded values where |z| < 1 (the series and the downward recurrence), 16 ulps
+    elsewhere (the upward recurrence loses up to about a digit at |z| = 1, as it always did)."""
+    values = phis(order, PHI_ARGUMENTS)
+    assert len(values) == order + 1
+    small = np.abs(PHI_ARGUMENTS) < 1
+    for j, value in enumerate(values):
+        exact = np.array([phi_exact(j, z) for z in PHI_ARGUMENTS])
+        error = np.abs(value - exact)
+        assert np.all(error[small] <= 4 * ULP * exact[small]), j
+        assert np.all(error <= 16 * ULP * exact), j
+        assert np.allclose(value, phi(j, PHI_ARGUMENTS), rtol=16 * ULP, atol=0)
+    assert [v[0] for v in values] == [1 / math.factorial(j) for j in range(order + 1)]  # z = 0 exactly
+    assert np.array_equal(values[0], np.exp(PHI_ARGUMENTS))
+
+
+@pytest.mark.parametrize("radius", [1e-12, 1e-3, 0.03, 0.5, np.nextafter(1.0, 0)])
+def test_phis_series_degree_follows_the_largest_argument(radius):
+    """The degree of the series is chosen from max |z|: fewer terms for small arguments, yet every
+    order stays within 1e-15 relative of the exact values up to |z| just below 1; the exact tail
+    left out is below the stated 1e-21."""
+    z = radius * np.linspace(-1, 1, 41)
+    for j, value in enumerate(phis(3, z)):
+        exact = np.array([phi_exact(j, x) for x in z])
+        assert np.max(np.abs(value / exact - 1)) <= 1e-15
+    for j in range(4):
+        terms = phi_series_terms(j, radius)
+        r = Fraction(radius)
+        for x in (r, -r):
+            tail = sum(x**m / math.factorial(m + j) for m in range(terms + 1, terms + 60))
+            assert abs(tail) <= PHI_SERIES_TOLERANCE * Fraction(phi_exact(j, -radius))
+    assert phi_series_terms(0, 1.0) == 22  # the fixed degree used for every argument before
+    assert phi_series_terms(3, radius) <= {1e-12: 1, 1e-3: 5, 0.03: 8}.get(radius, 22)
 
 
 def test_registry_lists_the_required_schemes():

@@ -315,19 +315,17 @@ class SpectralModel:
         """
         transform, d = self.transform, self.grid.d
         m = transform.backward(rho_hat, 0)
-        if self._offset.size:
-            m += self._offset.reshape(m.shape)
-        low = float(m.min()) if m.size else math.inf
         speed2 = self._speed2.reshape(m.shape)  # |∇ψ|², summed in place (the fields are free here)
-        for j in range(d):
+        for j in range(d - 1):
             gradient = transform.backward(rho_hat, 1, axis=j, weights=self.weights)
             if j == 0:
                 np.multiply(gradient, gradient, out=speed2)
             else:
                 speed2 += np.multiply(gradient, gradient, out=gradient)
-        # numpy's own loop: a BLAS dot (np.dot, np.vdot) spins its threads against FFTW's
-        local = float(np.einsum("i,i->", m.ravel(), speed2.ravel()))
-        max_speed2 = float(speed2.max()) if m.size else 0.0
+        # the last axis: m + (ν − ν̄), |∇ψ|² and the reductions min m, Σ m |∇ψ|², max |∇ψ|² in one pass
+        gradient = transform.backward(rho_hat, 1, axis=d - 1, weights=self.weights)
+        low, local, max_speed2 = self._products.observe(fused.view(m, -1), self._speed2, fused.view(gradient, -1),
+                                                        self._offset, d == 1, self._products.chunks)
         max_psi = 0.0
         if self.alpha:
             psi = transform.backward(rho_hat, 2, weights=self.weights)
@@ -576,7 +574,7 @@ def memory_estimate(grid: Torus, scheme, reaction=False) -> int:
     buffers, ψ and its work array, and the stepper's stage buffers (exponential schemes form
     their stages in the output buffer), and the real multipliers (K̂, L, the diagnostic weights
     and their scratch, and for exponential schemes the coefficient arrays for one step size with
-    their index); on the padded grid, the spectral buffer and the fields μ − ν̄, the work field,
+    their index, which the compiled stepper does not gather: an overestimate there); on the padded grid, the spectral buffer and the fields μ − ν̄, the work field,
     |∇ψ|² and, with a reaction (WFR), ψ. Excludes snapshots kept by the caller.
     """
     spectral = math.prod(grid.spectral_shape)
