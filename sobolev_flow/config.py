@@ -20,7 +20,7 @@ Sections and keys (defaults in brackets)::
     [output]      path ["sobolev_flow_run.h5"], snapshots [geometric], diagnostics [geometric, denser],
                   checkpoint_seconds [300.0], checkpoint_steps [none]
     [diagnostics] sobolev_orders [[-s, -1, 0, 1]]
-    [fft]         backend ["auto"], threads [0 = automatic], effort ["estimate"],
+    [fft]         backend ["auto"], threads [0 = automatic], effort ["auto": measure, estimate under MPI],
                   decomposition ["slab"] (for runs under MPI: "slab" or "pencil"), deterministic [true],
                   kernels ["auto": numba when installed and the padded grid has ≥ 2^17 points; "numba"
                   or "numpy"] (:mod:`sobolev_flow.fused`)
@@ -269,7 +269,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "fft": {
         "backend": Key("auto", choice("auto", "pyfftw", "numpy"), "FFT back end"),
         "threads": Key(0, integer(0), "FFT threads (0: automatic)"),
-        "effort": Key("estimate", choice("estimate", "measure", "patient", "exhaustive"), "FFTW planner effort"),
+        "effort": Key("auto", choice("auto", "estimate", "measure", "patient", "exhaustive"),
+                      "FFTW planner effort; auto: measure on one process (timed once per machine, shape and "
+                      "threads, kept in the wisdom cache), estimate under MPI"),
         "decomposition": Key("slab", choice("slab", "pencil"), "how mpi4py-fft splits the grid in a run under MPI"),
         "deterministic": Key(True, boolean, "a restart re-creates the run's measured FFTW plans from the run file"),
         "kernels": Key("auto", kernel_choice, "element-wise work of the grid right-hand side: numba (fused, the "

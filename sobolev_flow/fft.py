@@ -49,6 +49,28 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
+def resolve_effort(effort: str, processes: int = 1) -> str:
+    """The FFTW planner effort a run's ``fft.effort`` names: one of :data:`EFFORTS`, or "auto",
+    which is "measure" on one process and "estimate" on several.
+
+    Measured plans cost their planning once per machine, shape and thread count (the wisdom
+    cache keeps them, :func:`wisdom_path`) and a run file keeps the wisdom its plans came from,
+    from which a restart on one process replays them bit for bit; under MPI the processes would
+    plan apart and a restart could not replay them, so "auto" keeps the deterministic "estimate"
+    there.
+
+    Raises
+    ------
+    ValueError
+        An unknown choice (one line naming ``fft.effort``).
+    """
+    if effort == "auto":
+        return "measure" if processes <= 1 else "estimate"
+    if effort not in EFFORTS:
+        raise ValueError(f"fft.effort={effort!r}: expected one of auto, {', '.join(EFFORTS)}")
+    return effort
+
+
 def resolve_threads(shape, threads=None) -> int:
     """FFTW threads for transforms of ``shape``: ``threads``, or by default the available cores,
     or 1 for transforms of fewer than :data:`SMALL_TRANSFORM` points (FFTW's threads pay for their

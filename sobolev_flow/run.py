@@ -38,7 +38,7 @@ from .models.particles import INITIALISATIONS, ParticleModel, lattice, quantiles
 from .models.spectral import SpectralModel, check_inputs, make_geometry, memory_estimate
 from .solver import Solver, check_memory
 from .steppers import get_scheme
-from .fft import export_wisdom, import_wisdom, resolve_backend
+from .fft import export_wisdom, import_wisdom, resolve_backend, resolve_effort
 from .parallel import launched_processes, launched_rank, world
 from .storage import (NullWriter, RunLock, RunWriter, WriteError, check_restored, check_writable, checkpoint_time,
                       read_config, read_wisdom)
@@ -256,7 +256,9 @@ def build(cfg, base_dir, comm=None, wisdom_only=False, check_only=False) -> Solv
                               normalize=cfg["initial"]["normalize"], orders=sobolev_orders(cfg),
                               spectrum=spectrum_exponent(cfg["initial"]["density"], grid.d), comm=comm,
                               decomposition=fft["decomposition"], fft_backend=fft["backend"],
-                              threads=fft["threads"] or None, fft_effort=fft["effort"], fft_wisdom_only=wisdom_only,
+                              threads=fft["threads"] or None,
+                              fft_effort=resolve_effort(fft["effort"], 1 if comm is None else comm.Get_size()),
+                              fft_wisdom_only=wisdom_only,
                               kernels=fft["kernels"])
     if check_only:  # particles and networks plan nothing; an exponential or IMEX scheme needs a linear part
         scheme.stepper(model)
@@ -376,10 +378,11 @@ def restore_plans(cfg, path, restart: bool) -> bool:
     run file keeps, so that the continued run executes the same plans and continues bit for bit.
 
     Returns whether planning must use that wisdom alone (False when there is nothing to restore:
-    "estimate" planning, which is deterministic anyway, or a file without stored wisdom).
+    "estimate" planning, which is deterministic anyway, "auto" under MPI, which is "estimate", or a
+    file without stored wisdom).
     """
     fft = cfg["fft"]
-    if not (restart and fft["deterministic"] and fft["effort"] != "estimate"):
+    if not (restart and fft["deterministic"] and resolve_effort(fft["effort"], launched_processes()) != "estimate"):
         return False
     if resolve_backend(fft["backend"]) != "pyfftw" or launched_processes() > 1:
         return False

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from scipy.optimize import newton
@@ -11,6 +13,19 @@ def _float_errors():
     """Overflow, division by zero and invalid operations are bugs here, not warnings."""
     with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
         yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _wisdom_cache(tmp_path_factory):
+    """Measured FFTW plans (the command line plans with "measure" by default) are cached for this
+    session (each worker its own), not in the user's cache; a test may point elsewhere."""
+    previous = os.environ.get("SOBOLEV_FLOW_CACHE")
+    os.environ["SOBOLEV_FLOW_CACHE"] = str(tmp_path_factory.mktemp("fftw-wisdom"))
+    yield
+    if previous is None:
+        os.environ.pop("SOBOLEV_FLOW_CACHE", None)
+    else:
+        os.environ["SOBOLEV_FLOW_CACHE"] = previous
 
 
 @pytest.fixture

@@ -301,6 +301,24 @@ def test_restart_with_measured_plans_replays_the_stored_wisdom(tmp_path, monkeyp
     assert np.array_equal(whole.diagnostics["energy"], split.diagnostics["energy"])
 
 
+def test_the_default_planner_effort_measures_on_one_process_and_estimates_under_mpi(tmp_path):
+    """fft.effort = "auto" (the default) resolves to "measure" on one process, recorded with the
+    wisdom of its plans in the run file (for the restart above), and to "estimate" on several,
+    whose plans a restart could not replay; an unknown effort is refused in one line."""
+    from sobolev_flow.fft import resolve_effort
+
+    config = exact_times_config(tmp_path, 1.0)
+    cli(str(config), "--quiet", "--output", "default.h5", cwd=tmp_path, check=0)
+    with h5py.File(tmp_path / "default.h5", "r") as f:
+        assert f.attrs["fft_effort"] == "measure"
+        assert b"fftw_wisdom" in np.asarray(f.attrs["fft_wisdom"]).tobytes()
+    assert [resolve_effort("auto", p) for p in (1, 2, 8)] == ["measure", "estimate", "estimate"]
+    assert [resolve_effort(e, 4) for e in ("estimate", "measure", "patient")] == ["estimate", "measure", "patient"]
+    with pytest.raises(ValueError, match=r"^fft\.effort='quick': expected one of auto, estimate, measure, patient, "
+                                         r"exhaustive$"):
+        resolve_effort("quick")
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_leaves_a_file_that_restarts_to_the_same_state(tmp_path, sig, code):
     config = exact_times_config(tmp_path, 40.0)
