@@ -130,17 +130,25 @@ def _import_wisdom(path: pathlib.Path) -> bool:
     return bool(ok)
 
 
-def _export_wisdom(path: pathlib.Path):
-    """Save FFTW's current wisdom to ``path`` atomically (best effort)."""
+def _export_wisdom(path: pathlib.Path, unless=None):
+    """Save FFTW's current wisdom to ``path`` atomically (best effort), unless it equals
+    ``unless`` (the wisdom the cache gave before planning: the plans added nothing to save)."""
     import pyfftw
 
+    wisdom = pyfftw.export_wisdom()
+    if wisdom == unless:
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_bytes(pickle.dumps(pyfftw.export_wisdom()))
+        tmp.write_bytes(pickle.dumps(wisdom))
         os.replace(tmp, path)
     except OSError as err:
         log.warning("could not save FFTW wisdom to %s (%s)", path, err)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def resolve_backend(backend: str) -> str:
@@ -186,8 +194,9 @@ def _fftw_plans(transforms, shape, threads, effort, use_wisdom=True, wisdom_only
                     "%s thread(s)", threads, omp, omp)
     # planning with measurement is slow: reuse and extend the per-user wisdom cache
     wisdom = wisdom_path(threads) if effort != "estimate" and use_wisdom else None
-    if wisdom is not None:
-        _import_wisdom(wisdom)
+    known = None  # the wisdom the cache gave, which the plans below may add to (None: save anyway)
+    if wisdom is not None and _import_wisdom(wisdom):
+        known = pyfftw.export_wisdom()
     flags = ("FFTW_" + effort.upper(),)
     if wisdom_only and effort != "estimate":
         flags += ("FFTW_WISDOM_ONLY",)
@@ -202,7 +211,7 @@ def _fftw_plans(transforms, shape, threads, effort, use_wisdom=True, wisdom_only
                          f"transform with threads={threads} ({err}); set fft.deterministic=false to "
                          "plan anew (results then agree to rounding, not bit for bit)") from None
     if wisdom is not None:
-        _export_wisdom(wisdom)
+        _export_wisdom(wisdom, unless=known)
     return plans
 
 

@@ -196,3 +196,36 @@ def test_fftw_wisdom_is_cached_and_a_corrupt_cache_is_ignored(tmp_path, monkeypa
     assert abs(fft.forward()[0, 0, 0] - 480) < 1e-12  # planning still worked
     RealFFT((16, 16), threads=1, effort="estimate")  # estimate never touches the cache
     assert path.read_bytes() != b"not a pickle"  # rewritten by the measuring plan
+
+
+def test_fftw_wisdom_cache_is_rewritten_only_with_new_plans_and_a_failed_save_leaves_no_file(tmp_path, monkeypatch,
+                                                                                            caplog):
+    """Plans the cached wisdom already covers add nothing, so the cache is not written again (a
+    run under a file size limit then has nothing to fail on); a save that fails (here the
+    replacing rename) warns in one line and leaves the old cache and no temporary file."""
+    pytest.importorskip("pyfftw")
+    import logging
+    import os
+
+    from sobolev_flow import fft as fft_module
+    from sobolev_flow.fft import RealFFT, wisdom_path
+
+    monkeypatch.setenv("SOBOLEV_FLOW_CACHE", str(tmp_path))
+    path = wisdom_path(1)
+    RealFFT((30, 18), threads=1, effort="measure")
+    saved = path.stat()
+    os.utime(path, ns=(saved.st_atime_ns, saved.st_mtime_ns - 10**9))  # a rewrite would move it back
+    before = path.stat().st_mtime_ns
+    RealFFT((30, 18), threads=1, effort="measure")
+    assert path.stat().st_mtime_ns == before
+    content = path.read_bytes()
+
+    def full(src, dst):  # the disk fills as the new cache replaces the old
+        raise OSError(27, "File too large")
+
+    with monkeypatch.context() as patch, caplog.at_level(logging.WARNING, logger="sobolev_flow.fft"):
+        patch.setattr(fft_module.os, "replace", full)
+        RealFFT((42, 10), threads=1, effort="measure")  # a new plan: the cache would be written
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith(f"could not save FFTW wisdom to {path}")
+    assert path.read_bytes() == content and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
