@@ -28,6 +28,20 @@ def _wisdom_cache(tmp_path_factory):
         os.environ["SOBOLEV_FLOW_CACHE"] = previous
 
 
+@pytest.fixture(autouse=True)
+def _fresh_fftw_wisdom():
+    """Each test plans from empty FFTW wisdom: FFTW keeps its wisdom per process and "estimate"
+    planning uses what an earlier test measured, so plans (and results to the last bit) would
+    otherwise depend on the order of the tests."""
+    try:
+        import pyfftw
+    except ImportError:
+        yield
+        return
+    pyfftw.forget_wisdom()
+    yield
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261123)
