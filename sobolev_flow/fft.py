@@ -144,7 +144,9 @@ def _export_wisdom(path: pathlib.Path, unless=None):
         tmp.write_bytes(pickle.dumps(wisdom))
         os.replace(tmp, path)
     except OSError as err:
-        log.warning("could not save FFTW wisdom to %s (%s)", path, err)
+        # the run is unaffected (a later one plans again): not a warning, which a run under a full
+        # disk or a file size limit would add to the one line of its own write error
+        log.info("could not save FFTW wisdom to %s (%s)", path, err)
         try:
             tmp.unlink(missing_ok=True)
         except OSError:
