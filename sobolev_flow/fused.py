@@ -68,7 +68,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-__all__ = ["KERNELS", "PARALLEL", "select", "kernel_threads", "products", "spectral", "stepping", "extension", "view"]
+__all__ = ["KERNELS", "PARALLEL", "select", "kernel_threads", "model_threads", "unsigned_index", "products", "spectral",
+           "stepping", "extension", "view"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,24 @@ KERNELS = ("auto", "numba", "numpy")
 #: cores stall each other (256²: 2.2 ms serial loops, 43 ms parallel, 4.3 ms with numba's
 #: workqueue layer). Set it before building a model to use the parallel variant.
 PARALLEL = False
+
+
+def model_threads(model):
+    """The threads of the compiled loops for ``model`` (:func:`kernel_threads` of its transform's
+    threads) when its element-wise work is compiled (``model.kernels == "numba"``) and its states
+    are complex, else None (the numpy passes)."""
+    if getattr(model, "kernels", None) != "numba" or model.empty().dtype != np.complex128:
+        return None
+    return kernel_threads(getattr(getattr(model, "transform", None), "threads", 1))
+
+
+def unsigned_index(index: np.ndarray):
+    """``index`` (non-negative int32 positions, as :func:`~sobolev_flow.steppers.distinct_values`
+    gives) flattened and seen as uint32, the index type of the compiled kernels (no wraparound of
+    negative indices to check); None for a wider index."""
+    if index.dtype != np.int32:
+        return None
+    return np.ascontiguousarray(index.reshape(-1)).view(np.uint32)
 
 
 def kernel_threads(threads: int) -> int:
@@ -720,8 +739,8 @@ def _no_colorama_exit_reset():
 
 
 def products(kernels: str, threads: int = 1) -> SimpleNamespace:
-    """``flux_product``, ``reaction_product`` and ``observe`` of an implementation ("numba" or "numpy", as
-    :func:`select` returns), both taking flattened views and, last, the number of blocks
+    """``flux_product``, ``reaction_product`` and ``observe`` of an implementation ("numba" or
+    "numpy", as :func:`select` returns), all taking flattened views and, last, the number of blocks
     ``chunks`` (ignored by numpy), which is given as the attribute ``chunks`` = ``threads``.
 
     With ``threads`` > 1 the compiled loops are the parallel variant: ``chunks`` blocks on
@@ -752,8 +771,9 @@ def extension(threads: int = 1) -> SimpleNamespace:
 
 
 def stepping(threads: int = 1) -> SimpleNamespace:
-    """The compiled ``combine``, ``combine_indexed`` and ``add_linear`` kernels of the Runge–Kutta stage combinations
-    (numba), parallel with ``threads`` > 1 (as :func:`products`), and ``chunks`` = ``threads``."""
+    """The compiled ``combine``, ``combine_indexed`` and ``add_linear`` kernels of the Runge–Kutta
+    stage combinations (numba), parallel with ``threads`` > 1 (as :func:`products`), and
+    ``chunks`` = ``threads``."""
     compiled = _compiled(threads > 1)
     return SimpleNamespace(combine=compiled.combine, combine_indexed=compiled.combine_indexed,
                            add_linear=compiled.add_linear, chunks=int(threads))

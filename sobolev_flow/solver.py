@@ -650,16 +650,14 @@ def _extension_kernel(model, index):
     ``index``, the position of each entry of L among its distinct values, flattened) for a model
     with a linear part whose element-wise work is compiled (``model.kernels == "numba"``) and
     whose states are complex, else None (the numpy passes of :meth:`Solver._extend`)."""
-    linear = model.linear
-    if getattr(model, "kernels", None) != "numba" or model.empty().dtype != np.complex128:
-        return None
-    if index.dtype != np.int32:
-        return None
     from . import fused
 
-    kernel = fused.extension(fused.kernel_threads(getattr(getattr(model, "transform", None), "threads", 1)))
-    return SimpleNamespace(extend=kernel.extend, chunks=kernel.chunks, index=np.ascontiguousarray(index.reshape(-1)).view(np.uint32),
-                           linear=np.ascontiguousarray(linear, dtype=float).reshape(-1))
+    threads, unsigned = fused.model_threads(model), fused.unsigned_index(index)
+    if threads is None or unsigned is None:
+        return None
+    kernel = fused.extension(threads)
+    return SimpleNamespace(extend=kernel.extend, chunks=kernel.chunks, index=unsigned,
+                           linear=np.ascontiguousarray(model.linear, dtype=float).reshape(-1))
 
 
 # ============================================================================ validation helpers

@@ -504,13 +504,12 @@ class _ExplicitRKStepper(_Stepper):
 
 def _stepping_kernels(model):
     """The compiled stage combinations (:func:`sobolev_flow.fused.stepping`, on
-    :func:`~sobolev_flow.fused.kernel_threads` of the model's transform's threads) for a model whose element-wise work is compiled and whose states are
-    complex, else None (the numpy passes)."""
-    if getattr(model, "kernels", None) != "numba" or model.empty().dtype != np.complex128:
-        return None
+    :func:`~sobolev_flow.fused.model_threads`) for a model whose element-wise work is compiled
+    and whose states are complex, else None (the numpy passes)."""
     from . import fused
 
-    return fused.stepping(fused.kernel_threads(getattr(getattr(model, "transform", None), "threads", 1)))
+    threads = fused.model_threads(model)
+    return None if threads is None else fused.stepping(threads)
 
 
 class _IMEXRKStepper(_Stepper):
@@ -607,12 +606,14 @@ class _ExponentialRKStepper(_Stepper):
         # preallocated coefficient arrays, one pool per cache slot, reused as h changes
         self._pools = [[] for _ in range(self.CACHE)]
         self._slots: dict = {}
-        self._fused = _stepping_kernels(model) if self._inverse.dtype == np.int32 else None
+        from . import fused
+
+        self._index = fused.unsigned_index(self._inverse)  # None: an index too wide for the kernels
+        self._fused = None if self._index is None else _stepping_kernels(model)
         if self._fused is not None:
             block = np.empty((self.stages - 1,) + self._n[1].shape, complex)
             self._n = [None] + list(block)
             self._terms = block.reshape(self.stages - 1, -1).view(float)
-            self._index = self._inverse.reshape(-1).view(np.uint32)  # the same positions, known non-negative
             self._plans: dict = {}
             self._none = np.empty(0)
 

@@ -337,14 +337,11 @@ def test_parallel_products_reduce_as_numpy_with_a_nan_in_any_block(chunks, first
 
 
 # ---------------------------------------------------------------- the stage combinations of explicit RK
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("scheme", ["rk4", "bs32"])
-def test_compiled_runge_kutta_combinations_equal_the_numpy_passes(scheme, threads, rng, monkeypatch):
-    """Fixed steps and the embedded error estimate of an explicit RK scheme with the compiled
-    stage combinations give the numpy stepper's states and estimates to the last bit."""
+def compiled_and_numpy_steppers(scheme, threads) -> dict:
+    """{kernels: (stepper, model)} of ``scheme`` on a 2-D model with compiled and with numpy
+    element-wise work (``threads`` FFT threads); the compiled stepper runs in ``threads`` blocks."""
     from sobolev_flow.steppers import get_scheme
 
-    monkeypatch.setattr(fused, "PARALLEL", True)
     grid = Torus((24, 20), dealias="3/2")
     (x, y) = grid.mesh()
     mu0 = 1 + 0.4 * np.sin(x) * np.cos(2 * y)
@@ -353,6 +350,16 @@ def test_compiled_runge_kutta_combinations_equal_the_numpy_passes(scheme, thread
         model = SpectralModel(grid, mu0, kernel=SobolevKernel(1.0), threads=threads, kernels=kernels)
         steppers[kernels] = get_scheme(scheme).stepper(model), model
     assert steppers["numba"][0]._fused.chunks == threads and steppers["numpy"][0]._fused is None
+    return steppers
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("scheme", ["rk4", "bs32"])
+def test_compiled_runge_kutta_combinations_equal_the_numpy_passes(scheme, threads, rng, monkeypatch):
+    """Fixed steps and the embedded error estimate of an explicit RK scheme with the compiled
+    stage combinations give the numpy stepper's states and estimates to the last bit."""
+    monkeypatch.setattr(fused, "PARALLEL", True)
+    steppers = compiled_and_numpy_steppers(scheme, threads)
     results = {}
     for kernels, (stepper, model) in steppers.items():
         u = model.initial_state()
@@ -374,17 +381,8 @@ def test_compiled_exponential_combinations_equal_the_numpy_passes(scheme, thread
     through the index of L's distinct values, not gathered) give the numpy stepper's states and
     error estimates (its stage part and the part at the new state) to the last bit, over steps
     of changing size."""
-    from sobolev_flow.steppers import get_scheme
-
     monkeypatch.setattr(fused, "PARALLEL", True)
-    grid = Torus((24, 20), dealias="3/2")
-    (x, y) = grid.mesh()
-    mu0 = 1 + 0.4 * np.sin(x) * np.cos(2 * y)
-    steppers = {}
-    for kernels in ("numba", "numpy"):
-        model = SpectralModel(grid, mu0, kernel=SobolevKernel(1.0), threads=threads, kernels=kernels)
-        steppers[kernels] = get_scheme(scheme).stepper(model), model
-    assert steppers["numba"][0]._fused.chunks == threads and steppers["numpy"][0]._fused is None
+    steppers = compiled_and_numpy_steppers(scheme, threads)
     results = {}
     for kernels, (stepper, model) in steppers.items():
         u = model.initial_state()

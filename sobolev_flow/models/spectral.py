@@ -574,8 +574,9 @@ def memory_estimate(grid: Torus, scheme, reaction=False) -> int:
     buffers, ψ and its work array, and the stepper's stage buffers (exponential schemes form
     their stages in the output buffer), and the real multipliers (K̂, L, the diagnostic weights
     and their scratch, and for exponential schemes the coefficient arrays for one step size with
-    their index, which the compiled stepper does not gather: an overestimate there); on the padded grid, the spectral buffer and the fields μ − ν̄, the work field,
-    |∇ψ|² and, with a reaction (WFR), ψ. Excludes snapshots kept by the caller.
+    their index, which the compiled stepper does not gather: an overestimate there); on the
+    padded grid, the spectral buffer and the fields μ − ν̄, the work field, |∇ψ|² and, with a
+    reaction (WFR), ψ. Excludes snapshots kept by the caller.
     """
     spectral = math.prod(grid.spectral_shape)
     stages = len(scheme.c)
